@@ -1,0 +1,121 @@
+"""jobscheduler's API: schedule a Docker job on a Spot instance at a chosen time.
+
+Routes stay a few lines: parse, call one function in ``chalicelib``, return.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from chalice import (
+    BadRequestError,
+    Chalice,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    Response,
+    UnauthorizedError,
+)
+
+from chalicelib import auth, config, jobs, lifecycle, store
+from chalicelib.jobs import JobError
+
+app = Chalice(app_name="jobscheduler")
+MAX_BODY_BYTES = 64 * 1024
+
+
+def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the runtime's exceptions into Chalice's 4xx (and 503) error responses."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except JobError as exc:
+            raise BadRequestError(str(exc)) from None
+        except store.BadToken:
+            raise BadRequestError("nextToken: is not a token this API handed out") from None
+        except lifecycle.NotFound as exc:
+            raise NotFoundError(f"jobId: no job {exc}") from None
+        except lifecycle.Conflict as exc:
+            raise ConflictError(str(exc)) from None
+        except auth.Unauthorized as exc:
+            raise UnauthorizedError(f"Authorization: {exc}") from None
+        except auth.Forbidden as exc:
+            raise ForbiddenError(f"Authorization: {exc}") from None
+        except lifecycle.StartFailed as exc:
+            return error(503, "ServiceUnavailable", f"job {exc} could not be started and was marked Failed; "
+                                                    "try again")
+
+    return wrapper
+
+
+def error(status: int, code: str, message: str) -> Response:
+    """An error in Chalice's shape."""
+    return Response(body={"Code": code, "Message": message}, status_code=status)
+
+
+def json_body() -> Any:
+    """The request's JSON body, bounded in size."""
+    request = app.current_request
+    if len(request.raw_body or b"") > MAX_BODY_BYTES:
+        raise JobError("body", f"is larger than {MAX_BODY_BYTES} bytes")
+    return request.json_body
+
+
+def api_url() -> str:
+    """The base URL the instance calls back to: configured, or the one this request came in on."""
+    configured = config.api_url()
+    if configured:
+        return configured
+    request = app.current_request
+    context = request.context or {}
+    if context.get("domainName") and context.get("stage"):
+        return f"https://{context['domainName']}/{context['stage']}"
+    proto = request.headers.get("x-forwarded-proto", "http")
+    return f"{proto}://{request.headers.get('host', 'localhost')}"
+
+
+@app.route("/jobs", methods=["POST"])
+@api_errors
+def schedule_job() -> Response:
+    """Schedule a job: 201 with the job and its Location."""
+    job = lifecycle.schedule(json_body(), api_url())
+    return Response(body=jobs.public(job), status_code=201, headers={"Location": f"/jobs/{job['jobId']}"})
+
+
+@app.route("/jobs", methods=["GET"])
+@api_errors
+def list_jobs() -> dict[str, Any]:
+    """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
+    params = app.current_request.query_params or {}
+    unknown = sorted(set(params) - {"status", "limit", "nextToken"})
+    if unknown:
+        raise JobError(unknown[0], "is not a query parameter (status, limit, nextToken)")
+    status = params.get("status")
+    if status is not None and status not in jobs.STATUSES:
+        raise JobError("status", f"must be one of {', '.join(jobs.STATUSES)}")
+    limit = params.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise JobError("limit", "must be a whole number from 1 to 100")
+    items, token = store.list_jobs(status, int(limit), params.get("nextToken"))
+    return {"jobs": [jobs.public(j) for j in items], "nextToken": token}
+
+
+@app.route("/jobs/{job_id}", methods=["GET"])
+@api_errors
+def get_job(job_id: str) -> dict[str, Any]:
+    """The job with its status, attempts and execution."""
+    return jobs.public(lifecycle.get(job_id))
+
+
+@app.route("/jobs/{job_id}/callback", methods=["POST"])
+@api_errors
+def callback(job_id: str) -> Response:
+    """The job's instance reports the exit code (Bearer callback secret)."""
+    authorization = app.current_request.headers.get("authorization")
+    job = lifecycle.finish(job_id, authorization, json_body())
+    return Response(body={"jobId": job_id, "status": job["status"], "exitCode": job.get("exitCode")},
+                    status_code=202)

@@ -1,0 +1,101 @@
+"""Names of the settings the runtime reads, and getters for them.
+
+CDK sets these variables on the Lambda function; the local stack and the tests
+set them in the environment. Required settings are read with ``os.environ[...]``
+inside the getters, so a missing one fails loudly at the first call and never
+at import time.
+"""
+
+from __future__ import annotations
+
+import os
+
+JOBS_TABLE = "JOBS_TABLE"
+STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
+LAUNCH_TEMPLATE_ID = "LAUNCH_TEMPLATE_ID"
+SUBNET_IDS = "SUBNET_IDS"
+STACK_TAG = "STACK_TAG"
+JOB_LOG_GROUP = "JOB_LOG_GROUP"
+API_URL = "API_URL"
+DEFAULT_INSTANCE_TYPES = "DEFAULT_INSTANCE_TYPES"
+POLL_SECONDS = "POLL_SECONDS"
+BACKOFF_SECONDS = "BACKOFF_SECONDS"
+PROVISIONING_SECONDS = "PROVISIONING_SECONDS"
+BOOT_SECONDS = "BOOT_SECONDS"
+MAX_ATTEMPTS = "MAX_ATTEMPTS"
+
+FALLBACK_INSTANCE_TYPES = "m7i.large,m6i.large,m6a.large,m5.large,c6i.large,c5.large"
+
+
+def jobs_table() -> str:
+    """Name of the DynamoDB table holding the job records."""
+    return os.environ[JOBS_TABLE]
+
+
+def state_machine_arn() -> str:
+    """ARN of the job workflow."""
+    return os.environ[STATE_MACHINE_ARN]
+
+
+def subnet_ids() -> list[str]:
+    """Subnets the workflow may launch into (comma-separated in the environment)."""
+    return [s.strip() for s in os.environ[SUBNET_IDS].split(",") if s.strip()]
+
+
+def stack_tag() -> str:
+    """Value of the ``jobscheduler:stack`` tag on every instance this stack launches."""
+    return os.environ[STACK_TAG]
+
+
+def job_log_group() -> str | None:
+    """CloudWatch Logs group for the containers' output; unset means no log shipping."""
+    return os.environ.get(JOB_LOG_GROUP) or None
+
+
+def api_url() -> str | None:
+    """Public base URL of the API, when it cannot be derived from the request."""
+    value = os.environ.get(API_URL, "").rstrip("/")
+    return value or None
+
+
+def region() -> str:
+    """The AWS region the runtime works in."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def default_instance_types() -> list[str]:
+    """Instance types a job gets when it names none: several, so Spot has choice."""
+    raw = os.environ.get(DEFAULT_INSTANCE_TYPES) or FALLBACK_INSTANCE_TYPES
+    return [t.strip() for t in raw.split(",") if t.strip()]
+
+
+def _seconds(name: str, default: int) -> int:
+    value = int(os.environ.get(name) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value}")
+    return value
+
+
+def poll_seconds() -> int:
+    """How often the workflow asks whether a launched instance is running."""
+    return _seconds(POLL_SECONDS, 10)
+
+
+def backoff_seconds() -> int:
+    """How long the workflow waits between two capacity requests."""
+    return _seconds(BACKOFF_SECONDS, 30)
+
+
+def provisioning_seconds() -> int:
+    """How long a job may wait for capacity before it fails (or falls back to on-demand)."""
+    return _seconds(PROVISIONING_SECONDS, 900)
+
+
+def boot_seconds() -> int:
+    """How long a launched instance may take to reach ``running``."""
+    return _seconds(BOOT_SECONDS, 600)
+
+
+def max_attempts() -> int:
+    """Default number of instances a job may use when Spot interrupts it."""
+    return _seconds(MAX_ATTEMPTS, 3)

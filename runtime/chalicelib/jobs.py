@@ -1,0 +1,226 @@
+"""The job: its fields, how a request body becomes one, and its statuses.
+
+Validation happens here, before anything is written: every problem is a
+:class:`JobError` naming the field, which the API turns into a 400.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from . import config
+
+SCHEDULED = "Scheduled"
+REQUESTED = "Requested"
+RUNNING = "Running"
+FINISHED_OK = "FinishedOK"
+FINISHED_NOK = "FinishedNOK"
+INTERRUPTED = "Interrupted"
+TERMINATED_OK = "TerminatedOK"
+TERMINATED_NOK = "TerminatedNOK"
+TIMED_OUT = "TimedOut"
+CANCELLED = "Cancelled"
+FAILED = "Failed"
+
+TERMINAL = frozenset({TERMINATED_OK, TERMINATED_NOK, TIMED_OUT, CANCELLED, FAILED})
+STATUSES = (SCHEDULED, REQUESTED, RUNNING, FINISHED_OK, FINISHED_NOK, INTERRUPTED, *sorted(TERMINAL))
+
+CAPACITY_POLICIES = ("spot", "on-demand", "spot-then-on-demand")
+MAX_AHEAD = timedelta(days=365)
+MAX_RUNTIME_SECONDS = 30 * 24 * 3600
+DEFAULT_RUNTIME_SECONDS = 3600
+
+# Fields a job body may carry; anything else is refused rather than ignored.
+FIELDS = frozenset({
+    "image", "scheduledAt", "env", "command", "name", "instanceTypes", "maxRuntimeSeconds",
+    "heartbeatSeconds", "capacity", "finishBy", "maxAttempts", "secrets",
+})
+# Fields of the stored record that no API response may carry.
+PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash"})
+
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{{1,5}})?/)?"
+    rf"{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+_SSM_NAME = re.compile(r"^(?:/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+$")
+
+
+class JobError(ValueError):
+    """A job body that cannot be accepted; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def now() -> datetime:
+    """The current time in UTC (one place, so tests read clearly)."""
+    return datetime.now(UTC)
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, to the second: the one format we store and Step Functions reads."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(field: str, value: Any) -> datetime:
+    """An RFC 3339 date-time with an explicit offset, as an aware datetime."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise JobError(field, "must be an RFC 3339 date-time with an offset, like 2026-12-01T03:00:00Z")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise JobError(field, f"is not a valid date-time ({exc})") from None
+
+
+def new_job(body: Any) -> dict[str, Any]:
+    """Validate a ``POST /jobs`` body and return the job record to store (status ``Scheduled``)."""
+    if not isinstance(body, dict):
+        raise JobError("body", "must be a JSON object")
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise JobError(unknown[0], f"is not a job field (allowed: {', '.join(sorted(FIELDS))})")
+    created = now()
+    scheduled = _scheduled_at(body.get("scheduledAt"), created)
+    runtime = _int(body, "maxRuntimeSeconds", DEFAULT_RUNTIME_SECONDS, 1, MAX_RUNTIME_SECONDS)
+    job: dict[str, Any] = {
+        "jobId": str(uuid.uuid4()),
+        "name": _name(body.get("name")),
+        "image": _image(body.get("image")),
+        "scheduledAt": timestamp(scheduled),
+        "env": _env("env", body.get("env", {})),
+        "instanceTypes": _instance_types(body.get("instanceTypes")),
+        "maxRuntimeSeconds": runtime,
+        "capacity": _choice(body, "capacity", CAPACITY_POLICIES, "spot"),
+        "maxAttempts": _int(body, "maxAttempts", config.max_attempts(), 1, 10),
+        "status": SCHEDULED,
+        "statusReason": "waiting for scheduledAt",
+        "createdAt": timestamp(created),
+        "updatedAt": timestamp(created),
+        "attempts": [],
+    }
+    if body.get("command") is not None:
+        job["command"] = _command(body["command"])
+    if body.get("heartbeatSeconds") is not None:
+        job["heartbeatSeconds"] = _int(body, "heartbeatSeconds", None, 1, runtime)
+    if body.get("secrets") is not None:
+        job["secrets"] = _secrets(body["secrets"])
+    if body.get("finishBy") is not None:
+        job["finishBy"] = _finish_by(body["finishBy"], scheduled, runtime)
+    return job
+
+
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    """The job as the API returns it: never the task token or the callback secret's hash."""
+    view = {k: v for k, v in job.items() if k not in PRIVATE_FIELDS}
+    view.setdefault("exitCode", None)
+    view.setdefault("executionArn", None)
+    view.setdefault("attempts", [])
+    return view
+
+
+def _scheduled_at(value: Any, created: datetime) -> datetime:
+    if value is None:
+        return created
+    moment = parse_time("scheduledAt", value)
+    if moment - created > MAX_AHEAD:
+        raise JobError("scheduledAt", "is more than a year ahead (a workflow execution lasts at most a year)")
+    return max(moment, created)
+
+
+def _finish_by(value: Any, scheduled: datetime, runtime: int) -> str:
+    moment = parse_time("finishBy", value)
+    if moment < scheduled + timedelta(seconds=runtime):
+        raise JobError("finishBy", "must leave room for maxRuntimeSeconds after scheduledAt")
+    return timestamp(moment)
+
+
+def _name(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > 128 or not value.isprintable():
+        raise JobError("name", "must be a printable string of at most 128 characters")
+    return value
+
+
+def _image(value: Any) -> str:
+    if value is None:
+        raise JobError("image", "is required (a Docker image reference like python:3.12-slim)")
+    if not isinstance(value, str) or len(value) > 255 or not _IMAGE.match(value):
+        raise JobError("image", "must be a Docker image reference like python:3.12-slim or "
+                                "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
+    return value
+
+
+def _text(field: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise JobError(field, "must be a string")
+    if "\x00" in value or len(value) > limit:
+        raise JobError(field, f"must be at most {limit} characters, without NUL")
+    return value
+
+
+def _env(field: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise JobError(field, "must be an object of NAME: \"value\" strings")
+    if len(value) > 100:
+        raise JobError(field, "may hold at most 100 variables")
+    for name, item in value.items():
+        if not _ENV_NAME.match(name):
+            raise JobError(f"{field}.{name}", "is not a valid variable name (letters, digits, _; not first a digit)")
+        _text(f"{field}.{name}", item, 8192)
+    return dict(value)
+
+
+def _command(value: Any) -> list[str]:
+    if not isinstance(value, list) or not 1 <= len(value) <= 256:
+        raise JobError("command", "must be a list of 1 to 256 strings")
+    return [_text(f"command[{i}]", word, 8192) for i, word in enumerate(value)]
+
+
+def _instance_types(value: Any) -> list[str]:
+    if value is None:
+        return config.default_instance_types()
+    if not isinstance(value, list) or not 1 <= len(value) <= 20:
+        raise JobError("instanceTypes", "must be a list of 1 to 20 instance types like m6i.large")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or len(item) > 64 or not _INSTANCE_TYPE.match(item):
+            raise JobError(f"instanceTypes[{i}]", "is not an instance type like m6i.large")
+    if len(set(value)) != len(value):
+        raise JobError("instanceTypes", "lists an instance type twice")
+    return list(value)
+
+
+def _int(body: dict[str, Any], field: str, default: int | None, low: int, high: int) -> int:
+    value = body.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise JobError(field, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _choice(body: dict[str, Any], field: str, allowed: tuple[str, ...], default: str) -> str:
+    value = body.get(field, default)
+    if value not in allowed:
+        raise JobError(field, f"must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _secrets(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > 50:
+        raise JobError("secrets", "must be an object of NAME: parameter name or Secrets Manager ARN")
+    for name, ref in value.items():
+        field = f"secrets.{name}"
+        if not _ENV_NAME.match(name):
+            raise JobError(field, "is not a valid variable name")
+        if not isinstance(ref, str) or len(ref) > 2048 or not (_SSM_NAME.match(ref) or _SECRET_ARN.match(ref)):
+            raise JobError(field, "must be an SSM parameter name or a Secrets Manager secret ARN")
+    return dict(value)

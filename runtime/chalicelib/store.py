@@ -1,0 +1,174 @@
+"""The job table in DynamoDB.
+
+Every status change is a conditional write naming the statuses it may leave,
+so a duplicate, a late message or a race can never move a job backwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from . import aws, config
+from .jobs import TERMINAL
+
+BY_STATUS = "byStatus"
+BY_TIME = "byTime"
+# Every job carries kind=job so the byTime index lists them all in time order.
+KIND = "job"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class BadToken(ValueError):
+    """A ``nextToken`` that this API did not hand out."""
+
+
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable arguments for the job table (used by the tests and the local stack; CDK mirrors it)."""
+    projection = {"ProjectionType": "ALL"}
+    return {
+        "TableName": name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": attr, "AttributeType": "S"} for attr in ("jobId", "status", "kind", "sortKey")
+        ],
+        "KeySchema": [{"AttributeName": "jobId", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {"IndexName": BY_STATUS, "Projection": projection, "KeySchema": [
+                {"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "sortKey", "KeyType": "RANGE"}]},
+            {"IndexName": BY_TIME, "Projection": projection, "KeySchema": [
+                {"AttributeName": "kind", "KeyType": "HASH"}, {"AttributeName": "sortKey", "KeyType": "RANGE"}]},
+        ],
+    }
+
+
+def to_item(record: dict[str, Any]) -> dict[str, Any]:
+    """A plain dict as a DynamoDB item (``None`` values are left out)."""
+    return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a plain dict, numbers as ``int``."""
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def put_new(job: dict[str, Any]) -> None:
+    """Store a new job; fails if the id exists (ids are random, so it never should)."""
+    record = {**job, "kind": KIND, "sortKey": f"{job['scheduledAt']}#{job['jobId']}"}
+    aws.dynamodb().put_item(TableName=config.jobs_table(), Item=to_item(record),
+                            ConditionExpression="attribute_not_exists(jobId)")
+
+
+def get(job_id: str) -> dict[str, Any] | None:
+    """The stored job, or ``None``."""
+    item = aws.dynamodb().get_item(TableName=config.jobs_table(), Key=_key(job_id), ConsistentRead=True)
+    return from_item(item["Item"]) if "Item" in item else None
+
+
+def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...] = (),
+           not_in: tuple[str, ...] = (), condition: str = "",
+           remove: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """Set ``values`` on the job if its status is in ``allowed_from`` (and not in ``not_in``).
+
+    ``condition`` is extra DynamoDB condition text without placeholders (for
+    example ``attribute_not_exists(cancelRequested)``). Returns the job as
+    written, or ``None`` when the condition refused the write.
+    """
+    names = {f"#f{i}": k for i, k in enumerate(values)}
+    attr_values = {f":v{i}": _serializer.serialize(v) for i, v in enumerate(values.values())}
+    expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
+    if remove:
+        names.update({f"#r{i}": k for i, k in enumerate(remove)})
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    conditions = ["attribute_exists(jobId)"]
+    for prefix, statuses, template in (("a", allowed_from, "#status IN ({})"),
+                                       ("n", not_in, "NOT (#status IN ({}))")):
+        if statuses:
+            names["#status"] = "status"
+            placeholders = {f":{prefix}{i}": {"S": s} for i, s in enumerate(statuses)}
+            attr_values.update(placeholders)
+            conditions.append(template.format(", ".join(placeholders)))
+    if condition:
+        conditions.append(condition)
+    try:
+        result = aws.dynamodb().update_item(
+            TableName=config.jobs_table(), Key=_key(job_id), UpdateExpression=expression,
+            ConditionExpression=" AND ".join(conditions), ExpressionAttributeNames=names,
+            ExpressionAttributeValues=attr_values, ReturnValues="ALL_NEW")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise
+    return from_item(result["Attributes"])
+
+
+def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str) -> dict[str, Any] | None:
+    """Move the job to a terminal status unless it already has one."""
+    return update(job_id, {"status": status, "statusReason": reason, "updatedAt": moment, "endedAt": moment},
+                  not_in=tuple(sorted(TERMINAL)), remove=("taskToken",))
+
+
+def list_jobs(status: str | None, limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of jobs, newest scheduledAt first, from an index (never a table scan)."""
+    if status:
+        index, key_condition, values = BY_STATUS, "#p = :p", {":p": {"S": status}}
+        names = {"#p": "status"}
+    else:
+        index, key_condition, values = BY_TIME, "#p = :p", {":p": {"S": KIND}}
+        names = {"#p": "kind"}
+    args: dict[str, Any] = {
+        "TableName": config.jobs_table(), "IndexName": index, "KeyConditionExpression": key_condition,
+        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        "ScanIndexForward": False, "Limit": limit,
+    }
+    if next_token:
+        args["ExclusiveStartKey"] = decode_token(next_token, index)
+    page = aws.dynamodb().query(**args)
+    last = page.get("LastEvaluatedKey")
+    return [from_item(i) for i in page["Items"]], (encode_token(last, index) if last else None)
+
+
+def encode_token(key: dict[str, Any], index: str) -> str:
+    """An opaque page token for the next ``list_jobs`` call."""
+    raw = json.dumps({"i": index, "k": key}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, index: str) -> dict[str, Any]:
+    """The start key inside a page token; :class:`BadToken` if it is not one of ours for this list."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        key = data["k"]
+        expected = {"jobId", "sortKey", "status" if index == BY_STATUS else "kind"}
+        if data["i"] != index or set(key) != expected:
+            raise BadToken(token)
+        if not all(isinstance(v, dict) and isinstance(v.get("S"), str) and len(v) == 1 for v in key.values()):
+            raise BadToken(token)
+        return dict(key)
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
+        raise BadToken(token) from None
+
+
+def _key(job_id: str) -> dict[str, Any]:
+    return {"jobId": {"S": job_id}}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value

@@ -1,0 +1,111 @@
+"""The job's Step Functions execution: its input, its start, and its task token.
+
+The execution input carries everything the workflow needs, including the poll
+and back-off intervals, so tests run in seconds while production polls gently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import aws, config
+
+log = logging.getLogger(__name__)
+
+# Errors that mean the token is already spent: the message is a harmless repeat.
+_STALE_TOKEN = {"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDoesNotExist"}
+# Step Functions keeps 25,000 events per execution; stay well inside with every loop bounded.
+MAX_EVENTS = 25_000
+EVENTS_PER_REQUEST = 8
+EVENTS_PER_POLL = 10
+
+
+def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
+    """The input of the job's execution (``user_data`` is base64)."""
+    poll, backoff = config.poll_seconds(), config.backoff_seconds()
+    spot_requests = max(1, math.ceil(config.provisioning_seconds() / backoff))
+    on_demand_requests = max(1, math.ceil(min(config.provisioning_seconds(), 300) / backoff))
+    if job.get("finishBy"):
+        spot_requests = min(spot_requests, _requests_before_deadline(job, backoff))
+    max_polls = max(1, math.ceil(config.boot_seconds() / poll))
+    spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"])
+    policy = job.get("capacity", "spot")
+    return {
+        "jobId": job["jobId"],
+        "scheduledAt": job["scheduledAt"],
+        "maxRuntimeSeconds": job["maxRuntimeSeconds"],
+        # Without heartbeats the heartbeat limit sits past the max runtime, so it never fires first.
+        "heartbeatSeconds": job.get("heartbeatSeconds") or job["maxRuntimeSeconds"] + 60,
+        "userData": user_data,
+        "overrides": [{"InstanceType": t, "SubnetId": s}
+                      for t in job["instanceTypes"] for s in config.subnet_ids()],
+        "capacity": {
+            "type": "on-demand" if policy == "on-demand" else "spot",
+            "fallback": "on-demand" if policy == "spot-then-on-demand" or job.get("finishBy") else "none",
+            "maxRequests": on_demand_requests if policy == "on-demand" else spot_requests,
+            "onDemandRequests": on_demand_requests,
+            "lastAttempt": job["maxAttempts"] - 1,
+        },
+        "timing": {"pollSeconds": poll, "backoffSeconds": backoff, "maxPolls": max_polls},
+        "counters": {"attempt": 0, "requests": 1, "polls": 0},
+    }
+
+
+def start(job: dict[str, Any], user_data: str) -> str:
+    """Start the job's execution, named after the job; returns its ARN.
+
+    Starting again with the same name and input is idempotent in Step Functions.
+    """
+    response = aws.sfn().start_execution(
+        stateMachineArn=config.state_machine_arn(), name=job["jobId"],
+        input=json.dumps(execution_input(job, user_data)))
+    return str(response["executionArn"])
+
+
+def succeed(token: str, outcome: dict[str, Any]) -> bool:
+    """Complete the waiting task with ``outcome``; ``False`` if the token was already spent."""
+    return _call(aws.sfn().send_task_success, taskToken=token, output=json.dumps(outcome))
+
+
+def fail(token: str, error: str, cause: str) -> bool:
+    """Fail the waiting task with ``error`` (``Cancelled``, ``SpotInterrupted``)."""
+    return _call(aws.sfn().send_task_failure, taskToken=token, error=error, cause=cause)
+
+
+def heartbeat(token: str) -> bool:
+    """Tell the waiting task the instance is alive."""
+    return _call(aws.sfn().send_task_heartbeat, taskToken=token)
+
+
+def _call(method: Any, **kwargs: Any) -> bool:
+    try:
+        method(**kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _STALE_TOKEN:
+            log.info("task token already spent: %s", exc.response["Error"]["Code"])
+            return False
+        raise
+    return True
+
+
+def _requests_before_deadline(job: dict[str, Any], backoff: int) -> int:
+    # Spot is sought only while the job could still finish by finishBy on it;
+    # after that the workflow falls back to on-demand.
+    scheduled = datetime.fromisoformat(job["scheduledAt"].replace("Z", "+00:00"))
+    finish_by = datetime.fromisoformat(job["finishBy"].replace("Z", "+00:00"))
+    slack = (finish_by - scheduled).total_seconds() - job["maxRuntimeSeconds"] - config.boot_seconds()
+    return max(1, math.floor(slack / backoff) + 1) if slack > 0 else 1
+
+
+def _bounded(requests: int, on_demand: int, polls: int, attempts: int) -> tuple[int, int]:
+    # Worst case per attempt: every capacity request, then every poll.
+    budget = (MAX_EVENTS - 200) // attempts
+    while (requests + on_demand) * EVENTS_PER_REQUEST + polls * EVENTS_PER_POLL > budget:
+        requests, polls = max(1, requests * 3 // 4), max(1, polls * 3 // 4)
+    return requests, polls

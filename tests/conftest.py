@@ -1,0 +1,77 @@
+"""Fixtures: fake credentials -> ``aws`` (moto running the real workflow) -> ``api``.
+
+The ``aws`` fixture creates the job table from the runtime's own definition and
+the state machine from the one ASL file, exactly as the stack does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+
+from chalicelib import aws as runtime_aws
+from chalicelib import config, store
+from tests.support import Cloud
+
+INPUT_DIR = Path(__file__).resolve().parent.parent / "input"
+# moto's workflow interpreter logs every caught error at ERROR with the whole
+# parse tree; the tests read outcomes from the execution history instead.
+logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+
+FAST_TIMING = {
+    config.POLL_SECONDS: "1",
+    config.BACKOFF_SECONDS: "1",
+    config.PROVISIONING_SECONDS: "3",
+    config.BOOT_SECONDS: "4",
+}
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and a region, so no test can reach a real account."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture
+def aws(credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """moto with state machine execution on: the table, launch template, subnets and workflow."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        runtime_aws.reset()
+        cloud = Cloud.create(stack_tag="test-stack")
+        for name, value in {**cloud.environment(), **FAST_TIMING}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv(config.API_URL, "http://127.0.0.1:9")
+        yield cloud
+        runtime_aws.reset()
+
+
+@pytest.fixture
+def api(aws: Cloud) -> Iterator[Client]:
+    """The Chalice app, called in-process."""
+    from app import app
+
+    with Client(app) as client:
+        yield client
+
+
+def example_bodies() -> list[Path]:
+    """Every documented job body."""
+    return sorted(INPUT_DIR.glob("*.json"))
+
+
+def load(path: Path) -> dict:
+    """A job body from input/."""
+    return dict(json.loads(path.read_text()))
+
+

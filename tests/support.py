@@ -1,0 +1,144 @@
+"""Test helpers: create the emulated cloud, play the instance, read what happened."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from chalicelib import config, jobs, store
+from infra import definition
+
+TAG_JOB = "jobscheduler:job"
+
+
+@dataclass
+class Cloud:
+    """The resources one stack owns, in whatever emulator is active."""
+
+    table: str
+    state_machine_arn: str
+    launch_template_id: str
+    subnet_ids: list[str]
+    stack_tag: str
+
+    @classmethod
+    def create(cls, stack_tag: str, table: str = "Jobs") -> Cloud:
+        """Create table, launch template, subnets and the state machine from the ASL file."""
+        ddb, ec2, sfn = boto3.client("dynamodb"), boto3.client("ec2"), boto3.client("stepfunctions")
+        ddb.create_table(**store.table_definition(table))
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+        template = ec2.create_launch_template(
+            LaunchTemplateName=f"{stack_tag}-jobs",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceInitiatedShutdownBehavior": "terminate"},
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template, "StackTag": stack_tag})
+        arn = sfn.create_state_machine(name=f"{stack_tag}-jobs", definition=asl,
+                                       roleArn="arn:aws:iam::123456789012:role/jobs")["stateMachineArn"]
+        return cls(table, arn, template, subnets, stack_tag)
+
+    def environment(self) -> dict[str, str]:
+        """The runtime's configuration for these resources."""
+        return {
+            config.JOBS_TABLE: self.table,
+            config.STATE_MACHINE_ARN: self.state_machine_arn,
+            config.LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            config.SUBNET_IDS: ",".join(self.subnet_ids),
+            config.STACK_TAG: self.stack_tag,
+        }
+
+
+def wait_for(job_id: str, statuses: set[str] | frozenset[str], timeout: float = 30) -> dict[str, Any]:
+    """Poll the stored job until its status is one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = store.get(job_id)
+        if job and job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} is {job and job['status']}, expected one of {sorted(statuses)}")
+        time.sleep(0.1)
+
+
+def wait_terminal(job_id: str, timeout: float = 30) -> dict[str, Any]:
+    """The job once terminal and its execution no longer running."""
+    job = wait_for(job_id, jobs.TERMINAL, timeout)
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while job.get("executionArn") and sfn.describe_execution(executionArn=job["executionArn"])["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise AssertionError("the execution is still running")
+        time.sleep(0.1)
+    return store.get(job_id) or job
+
+
+def states_passed(execution_arn: str) -> list[str]:
+    """Names of the states the execution entered, in order."""
+    events = boto3.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def execution_status(execution_arn: str) -> str:
+    """RUNNING, SUCCEEDED, FAILED ..."""
+    return str(boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+
+
+def instances(job_id: str | None = None) -> list[dict[str, Any]]:
+    """Every instance in the emulated EC2 (optionally only the job's)."""
+    filters = [{"Name": f"tag:{TAG_JOB}", "Values": [job_id]}] if job_id else []
+    pages = boto3.client("ec2").describe_instances(Filters=filters)["Reservations"]
+    return [i for r in pages for i in r["Instances"]]
+
+
+def live_instances() -> list[dict[str, Any]]:
+    """Instances pending or running: after any test, there must be none."""
+    return [i for i in instances() if i["State"]["Name"] in ("pending", "running")]
+
+
+def user_data(instance_id: str) -> str:
+    """The script the instance booted with."""
+    attr = boto3.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
+    return base64.b64decode(attr["UserData"]["Value"]).decode()
+
+
+def rendered_value(script: str, name: str) -> str:
+    """The value of a ``NAME=...`` assignment in the rendered header."""
+    for line in script.splitlines():
+        if line.startswith(f"{name}="):
+            return shlex.split(line.partition("=")[2])[0]
+    raise KeyError(name)
+
+
+class Instance:
+    """Plays the job's instance against the in-process API: reads its user data, calls back."""
+
+    def __init__(self, client: Any, job_id: str, timeout: float = 30) -> None:
+        job = wait_for(job_id, {jobs.RUNNING, jobs.REQUESTED}, timeout)
+        deadline = time.monotonic() + timeout
+        while not job.get("instanceId"):
+            if time.monotonic() > deadline:
+                raise AssertionError("no instance was recorded")
+            time.sleep(0.05)
+            job = store.get(job_id) or job
+        self.client, self.job_id, self.instance_id = client, job_id, job["instanceId"]
+        self.script = user_data(self.instance_id)
+        self.secret = rendered_value(self.script, "JS_CALLBACK_SECRET")
+
+    def callback(self, exit_code: int, secret: str | None = None, **extra: Any) -> Any:
+        """POST the callback as the bootstrap does."""
+        body = {"status": "FinishedOK" if exit_code == 0 else "FinishedNOK", "exitCode": exit_code,
+                "instanceId": self.instance_id, **extra}
+        headers = {"Content-Type": "application/json",
+                   "Authorization": f"Bearer {self.secret if secret is None else secret}"}
+        return self.client.http.post(f"/jobs/{self.job_id}/callback", headers=headers, body=json.dumps(body))
+
+
+def post_job(client: Any, body: Any, headers: dict[str, str] | None = None) -> Any:
+    """POST /jobs with a JSON body."""
+    raw = body if isinstance(body, str | bytes) else json.dumps(body)
+    return client.http.post("/jobs", headers={"Content-Type": "application/json", **(headers or {})}, body=raw)
