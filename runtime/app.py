@@ -18,8 +18,9 @@ from chalice import (
     Response,
     UnauthorizedError,
 )
+from chalice.app import Request
 
-from chalicelib import auth, config, jobs, lifecycle, store
+from chalicelib import auth, cleanup, config, jobs, lifecycle, store
 from chalicelib.jobs import JobError
 
 app = Chalice(app_name="jobscheduler")
@@ -57,9 +58,16 @@ def error(status: int, code: str, message: str) -> Response:
     return Response(body={"Code": code, "Message": message}, status_code=status)
 
 
+def current() -> Request:
+    """The request being handled (always set inside a route)."""
+    request = app.current_request
+    assert request is not None
+    return request
+
+
 def json_body() -> Any:
     """The request's JSON body, bounded in size."""
-    request = app.current_request
+    request = current()
     if len(request.raw_body or b"") > MAX_BODY_BYTES:
         raise JobError("body", f"is larger than {MAX_BODY_BYTES} bytes")
     return request.json_body
@@ -70,7 +78,7 @@ def api_url() -> str:
     configured = config.api_url()
     if configured:
         return configured
-    request = app.current_request
+    request = current()
     context = request.context or {}
     if context.get("domainName") and context.get("stage"):
         return f"https://{context['domainName']}/{context['stage']}"
@@ -90,7 +98,7 @@ def schedule_job() -> Response:
 @api_errors
 def list_jobs() -> dict[str, Any]:
     """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
-    params = app.current_request.query_params or {}
+    params: dict[str, str] = current().query_params or {}
     unknown = sorted(set(params) - {"status", "limit", "nextToken"})
     if unknown:
         raise JobError(unknown[0], "is not a query parameter (status, limit, nextToken)")
@@ -115,7 +123,40 @@ def get_job(job_id: str) -> dict[str, Any]:
 @api_errors
 def callback(job_id: str) -> Response:
     """The job's instance reports the exit code (Bearer callback secret)."""
-    authorization = app.current_request.headers.get("authorization")
+    authorization = current().headers.get("authorization")
     job = lifecycle.finish(job_id, authorization, json_body())
     return Response(body={"jobId": job_id, "status": job["status"], "exitCode": job.get("exitCode")},
                     status_code=202)
+
+
+@app.route("/jobs/{job_id}/cancel", methods=["POST"])
+@api_errors
+def cancel_job(job_id: str) -> Response:
+    """Cancel the job in any phase: 202; 409 once it has ended."""
+    return Response(body=jobs.public(lifecycle.cancel(job_id)), status_code=202)
+
+
+@app.route("/jobs/{job_id}/heartbeat", methods=["POST"])
+@api_errors
+def heartbeat(job_id: str) -> Response:
+    """The job's instance says it is alive (Bearer callback secret)."""
+    lifecycle.heartbeat(job_id, current().headers.get("authorization"))
+    return Response(body={"jobId": job_id, "status": "Running"}, status_code=202)
+
+
+@app.lambda_function(name="on_execution_ended")
+def on_execution_ended(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge: an execution ended FAILED, TIMED_OUT or ABORTED; clean up by tag."""
+    return cleanup.execution_ended(event.get("detail") or {})
+
+
+@app.lambda_function(name="on_spot_interruption")
+def on_spot_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge: EC2 Spot Instance Interruption Warning; the job moves to a new instance."""
+    return lifecycle.interrupted(str((event.get("detail") or {}).get("instance-id", "")))
+
+
+@app.lambda_function(name="sweeper")
+def sweeper(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Every few minutes: terminate stray instances, end orphaned jobs."""
+    return cleanup.sweep()

@@ -16,7 +16,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import aws as runtime_aws
-from chalicelib import config, store
+from chalicelib import config
 from tests.support import Cloud
 
 INPUT_DIR = Path(__file__).resolve().parent.parent / "input"

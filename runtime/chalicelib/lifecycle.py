@@ -79,7 +79,8 @@ def finish(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
          "finishedAt": jobs.timestamp(jobs.now()), "updatedAt": jobs.timestamp(jobs.now())},
-        allowed_from=(jobs.REQUESTED, jobs.RUNNING, jobs.INTERRUPTED),
+        # Not from Interrupted: a preempted attempt's late result is refused, the job runs again.
+        allowed_from=(jobs.REQUESTED, jobs.RUNNING),
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
         recorded = get(job_id)
@@ -114,3 +115,80 @@ def _callback_body(body: Any) -> tuple[str, int, str | None]:
 def _plausible_id(job_id: str) -> bool:
     # Job ids are UUIDs; anything else cannot exist, and is not worth a read.
     return len(job_id) == 36 and all(c in "0123456789abcdef-" for c in job_id)
+
+
+def cancel(job_id: str) -> dict[str, Any]:
+    """Cancel in any phase; the workflow terminates whatever instance there is.
+
+    A job still waiting for its time is cancelled on the spot (no instance can
+    exist yet); otherwise the cancel is recorded and the waiting task failed,
+    and the workflow's own conditional writes make the cancel win or lose
+    cleanly against whatever step it races with.
+    """
+    job = get(job_id)
+    moment = jobs.timestamp(jobs.now())
+    waiting = store.update(job_id, {"status": jobs.CANCELLED, "statusReason": "cancelled before its time",
+                                    "cancelRequested": moment, "updatedAt": moment, "endedAt": moment},
+                           allowed_from=(jobs.SCHEDULED,))
+    if waiting is not None:
+        workflow.stop(job_id, "cancelled before its time")
+        return waiting
+    requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
+                                      "statusReason": "cancel requested"},
+                             allowed_from=(jobs.REQUESTED, jobs.RUNNING, jobs.INTERRUPTED))
+    if requested is None:
+        job = get(job_id)
+        raise Conflict(f"the job is {job['status']}: it can no longer be cancelled")
+    if requested.get("taskToken"):
+        workflow.fail(requested["taskToken"], "Cancelled", "cancelled by the user")
+    return requested
+
+
+def heartbeat(job_id: str, authorization: str | None) -> dict[str, Any]:
+    """The instance says the container is alive; keeps a job with heartbeatSeconds running."""
+    job = get(job_id)
+    auth.check_bearer(authorization, job.get("secretHash"))
+    if job["status"] != jobs.RUNNING or not job.get("taskToken"):
+        raise Conflict(f"the job is {job['status']}, not Running")
+    if not workflow.heartbeat(job["taskToken"]):
+        raise Conflict("the job's run already ended")
+    return job
+
+
+def interrupted(instance_id: str) -> dict[str, Any]:
+    """A Spot interruption warning for ``instance_id``: hand the job to a new instance.
+
+    The attempt is marked Preempted and the job Interrupted (never a job
+    failure); failing the task token sends the workflow back to capacity.
+    """
+    job_id = _job_of(instance_id)
+    job = store.get(job_id) if job_id else None
+    if job_id is None or job is None or job.get("instanceId") != instance_id or job["status"] in jobs.TERMINAL:
+        return {"instanceId": instance_id, "ignored": True}
+    index = next((i for i, a in enumerate(job.get("attempts", [])) if a.get("instanceId") == instance_id), None)
+    moment = jobs.timestamp(jobs.now())
+    values: dict[str, Any] = {"status": jobs.INTERRUPTED, "statusReason": "Spot interruption warning",
+                              "updatedAt": moment}
+    if index is not None:
+        attempts = job["attempts"]
+        attempts[index] = {**attempts[index], "outcome": "Preempted", "endedAt": moment}
+        values["attempts"] = attempts
+    updated = store.update(job_id, values, allowed_from=(jobs.REQUESTED, jobs.RUNNING),
+                           condition="attribute_not_exists(cancelRequested)")
+    if updated is None:
+        return {"jobId": job_id, "ignored": True}
+    if job.get("taskToken"):
+        workflow.fail(job["taskToken"], "SpotInterrupted", f"Spot is reclaiming {instance_id}")
+    return {"jobId": job_id, "instanceId": instance_id, "status": jobs.INTERRUPTED}
+
+
+def _job_of(instance_id: str) -> str | None:
+    from . import aws
+
+    try:
+        tags = aws.ec2().describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]},
+                                                {"Name": "key", "Values": ["jobscheduler:job"]}])["Tags"]
+    except Exception:  # an unknown or malformed id is simply not ours
+        log.info("no tags for %s", instance_id)
+        return None
+    return tags[0]["Value"] if tags else None

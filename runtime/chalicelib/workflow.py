@@ -68,6 +68,20 @@ def start(job: dict[str, Any], user_data: str) -> str:
     return str(response["executionArn"])
 
 
+def execution_arn(job_id: str) -> str:
+    """The ARN of the job's execution (executions are named after their job)."""
+    return config.state_machine_arn().replace(":stateMachine:", ":execution:", 1) + ":" + job_id
+
+
+def stop(job_id: str, cause: str) -> None:
+    """Stop the job's execution (it runs no Catch: only for a job with no instance yet)."""
+    try:
+        aws.sfn().stop_execution(executionArn=execution_arn(job_id), error="Cancelled", cause=cause)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ExecutionDoesNotExist":
+            raise
+
+
 def succeed(token: str, outcome: dict[str, Any]) -> bool:
     """Complete the waiting task with ``outcome``; ``False`` if the token was already spent."""
     return _call(aws.sfn().send_task_success, taskToken=token, output=json.dumps(outcome))

@@ -1,0 +1,130 @@
+"""The layers behind the workflow's own catch: no instance outlives its job.
+
+1. ``execution_ended``: EventBridge tells us an execution ended FAILED,
+   TIMED_OUT or ABORTED (a console Stop runs no Catch); terminate the job's
+   instances by tag and end the job unless it already ended.
+2. ``sweep``: every few minutes, terminate instances of this stack whose job is
+   terminal, unknown or without a running execution, and end jobs whose
+   execution ended without a terminal status.
+Both are idempotent: running them twice changes nothing the first did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import aws, config, jobs, store, workflow
+
+log = logging.getLogger(__name__)
+
+TAG_JOB = "jobscheduler:job"
+TAG_STACK = "jobscheduler:stack"
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+ENDED = {"FAILED", "TIMED_OUT", "ABORTED"}
+# A job younger than this may not have its execution yet: the sweeper leaves it alone.
+GRACE = timedelta(minutes=5)
+# Finished jobs whose workflow ended before marking them still tell the truth.
+AFTER_FINISH = {jobs.FINISHED_OK: jobs.TERMINATED_OK, jobs.FINISHED_NOK: jobs.TERMINATED_NOK}
+
+
+def live_instances(job_id: str | None = None) -> list[dict[str, Any]]:
+    """Instances of this stack (optionally of one job) that are not terminated."""
+    filters = [{"Name": f"tag:{TAG_STACK}", "Values": [config.stack_tag()]},
+               {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+    if job_id:
+        filters.append({"Name": f"tag:{TAG_JOB}", "Values": [job_id]})
+    found = []
+    for page in aws.ec2().get_paginator("describe_instances").paginate(Filters=filters):
+        found += [i for r in page["Reservations"] for i in r["Instances"]]
+    return found
+
+
+def terminate(instance_ids: list[str]) -> list[str]:
+    """Terminate these instances; an instance already gone is no error."""
+    if not instance_ids:
+        return []
+    try:
+        aws.ec2().terminate_instances(InstanceIds=instance_ids)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "InvalidInstanceID.NotFound":
+            raise
+        for instance_id in instance_ids:  # one unknown id fails the batch: go one by one
+            terminate_one(instance_id)
+    log.info("terminated %s", instance_ids)
+    return instance_ids
+
+
+def terminate_one(instance_id: str) -> None:
+    """Terminate one instance, ignoring one that no longer exists."""
+    try:
+        aws.ec2().terminate_instances(InstanceIds=[instance_id])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "InvalidInstanceID.NotFound":
+            raise
+
+
+def execution_ended(detail: dict[str, Any]) -> dict[str, Any]:
+    """Handle a Step Functions execution that ended without running its own cleanup."""
+    status, job_id = detail.get("status"), detail.get("name")
+    if status not in ENDED or not job_id or detail.get("stateMachineArn") != config.state_machine_arn():
+        return {"ignored": True}
+    killed = terminate([i["InstanceId"] for i in live_instances(job_id)])
+    ended = end_job(job_id, f"the workflow execution ended {status}")
+    return {"jobId": job_id, "terminated": killed, "ended": ended}
+
+
+def end_job(job_id: str, reason: str) -> str | None:
+    """Give a job whose workflow is gone the terminal status that tells the truth."""
+    job = store.get(job_id)
+    if job is None or job["status"] in jobs.TERMINAL:
+        return None
+    if job.get("cancelRequested"):
+        status = jobs.CANCELLED
+    else:
+        status = AFTER_FINISH.get(job["status"], jobs.FAILED)
+    written = store.end_if_not_terminal(job_id, status, reason, jobs.timestamp(jobs.now()))
+    return written["status"] if written else None
+
+
+def sweep(max_jobs: int = 200) -> dict[str, Any]:
+    """One sweeper pass: stray instances terminated, orphaned jobs ended."""
+    strays = [i["InstanceId"] for i in live_instances() if _stray(i)]
+    terminate(strays)
+    ended = [job_id for job_id in _orphaned_jobs(max_jobs) if end_job(job_id, "its workflow is no longer running")]
+    return {"terminated": strays, "ended": ended}
+
+
+def _stray(instance: dict[str, Any]) -> bool:
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    job = store.get(tags.get(TAG_JOB, "")) if tags.get(TAG_JOB) else None
+    if job is None or job["status"] in jobs.TERMINAL:
+        return True
+    return not _execution_running(job)
+
+
+def _orphaned_jobs(max_jobs: int) -> list[str]:
+    cutoff = jobs.timestamp(jobs.now() - GRACE)
+    orphans: list[str] = []
+    for status in (s for s in jobs.STATUSES if s not in jobs.TERMINAL):
+        token = None
+        while len(orphans) < max_jobs:
+            page, token = store.list_jobs(status, 100, token)
+            orphans += [j["jobId"] for j in page if j["createdAt"] < cutoff and not _execution_running(j)]
+            if not token:
+                break
+    return orphans[:max_jobs]
+
+
+def _execution_running(job: dict[str, Any]) -> bool:
+    # The ARN follows from the job id, so a job whose ARN was never written is still found.
+    try:
+        arn = workflow.execution_arn(job["jobId"])
+        return bool(aws.sfn().describe_execution(executionArn=arn)["status"] == "RUNNING")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False
+        raise
