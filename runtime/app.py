@@ -98,7 +98,7 @@ def schedule_job() -> Response:
 @api_errors
 def list_jobs() -> dict[str, Any]:
     """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
-    params: dict[str, str] = current().query_params or {}
+    params = dict(current().query_params or {})
     unknown = sorted(set(params) - {"status", "limit", "nextToken"})
     if unknown:
         raise JobError(unknown[0], "is not a query parameter (status, limit, nextToken)")

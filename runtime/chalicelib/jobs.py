@@ -42,10 +42,9 @@ FIELDS = frozenset({
 PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash"})
 
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE = re.compile(
-    rf"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{{1,5}})?/)?"
-    rf"{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+_REGISTRY = re.compile(r"^(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?)(?::[0-9]{1,5})?$")
+_REPOSITORY = re.compile(
+    rf"^{_COMPONENT}(?:/{_COMPONENT})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?$"
 )
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -155,10 +154,19 @@ def _name(value: Any) -> str:
 def _image(value: Any) -> str:
     if value is None:
         raise JobError("image", "is required (a Docker image reference like python:3.12-slim)")
-    if not isinstance(value, str) or len(value) > 255 or not _IMAGE.match(value):
+    if not isinstance(value, str) or len(value) > 255 or not _is_image(value):
         raise JobError("image", "must be a Docker image reference like python:3.12-slim or "
                                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
     return value
+
+
+def _is_image(value: str) -> bool:
+    # As docker parses it: the first part is a registry only if it has a dot, a
+    # port or is localhost; otherwise the whole reference is a lowercase path.
+    first, slash, rest = value.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return bool(_REGISTRY.match(first) and _REPOSITORY.match(rest))
+    return bool(_REPOSITORY.match(value))
 
 
 def _text(field: str, value: Any, limit: int) -> str:

@@ -36,12 +36,11 @@ def schedule(body: Any, api_url: str) -> dict[str, Any]:
     """
     job = jobs.new_job(body)
     secret = auth.new_secret()
-    script = bootstrap.render_user_data(job, api_url=api_url, secret=secret,
-                                        log_group=config.job_log_group(), region=config.region())
-    size = len(script.encode())
-    if size > bootstrap.MAX_USER_DATA_BYTES:
-        raise JobError("env", f"env, secrets and command make the instance user data {size} bytes; "
-                              f"the limit is {bootstrap.MAX_USER_DATA_BYTES}")
+    try:
+        script = bootstrap.render_user_data(job, api_url=api_url, secret=secret,
+                                            log_group=config.job_log_group(), region=config.region())
+    except ValueError as exc:
+        raise _as_job_error(exc) from None
     job["secretHash"] = auth.hash_secret(secret)
     store.put_new(job)
     try:
@@ -91,6 +90,15 @@ def finish(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
         outcome = {"status": FINISHED[recorded["status"]], "reason": f"the container exited {exit_code}"}
         workflow.succeed(token, outcome)
     return recorded
+
+
+def _as_job_error(exc: ValueError) -> JobError:
+    # The renderer names the field first ("secrets.X: ..."); its size error names
+    # none, and the user data is mostly env, secrets and command.
+    field, sep, message = str(exc).partition(": ")
+    if not sep or " " in field:
+        return JobError("env", f"env, secrets and command together make {exc}")
+    return JobError(field, message)
 
 
 def _callback_body(body: Any) -> tuple[str, int, str | None]:
