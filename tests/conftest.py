@@ -17,12 +17,14 @@ from moto import mock_aws
 
 from chalicelib import aws as runtime_aws
 from chalicelib import config
+from infra import moto_parity
 from tests.support import Cloud
 
 INPUT_DIR = Path(__file__).resolve().parent.parent / "input"
 # moto's workflow interpreter logs every caught error at ERROR with the whole
 # parse tree; the tests read outcomes from the execution history instead.
 logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+moto_parity.apply()
 
 FAST_TIMING = {
     config.POLL_SECONDS: "1",

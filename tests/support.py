@@ -83,9 +83,15 @@ def states_passed(execution_arn: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
-def execution_status(execution_arn: str) -> str:
-    """RUNNING, SUCCEEDED, FAILED ..."""
-    return str(boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+def execution_status(execution_arn: str, settle: float = 5) -> str:
+    """RUNNING, SUCCEEDED, FAILED ...; waits up to ``settle`` seconds for a running one to end."""
+    sfn = boto3.client("stepfunctions")
+    deadline = time.monotonic() + settle
+    status = sfn.describe_execution(executionArn=execution_arn)["status"]
+    while status == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = sfn.describe_execution(executionArn=execution_arn)["status"]
+    return str(status)
 
 
 def instances(job_id: str | None = None) -> list[dict[str, Any]]:
@@ -117,10 +123,10 @@ def rendered_value(script: str, name: str) -> str:
 class Instance:
     """Plays the job's instance against the in-process API: reads its user data, calls back."""
 
-    def __init__(self, client: Any, job_id: str, timeout: float = 30) -> None:
-        job = wait_for(job_id, {jobs.RUNNING, jobs.REQUESTED}, timeout)
+    def __init__(self, client: Any, job_id: str, timeout: float = 30, previous: str | None = None) -> None:
+        job = wait_for(job_id, {jobs.RUNNING, jobs.REQUESTED, jobs.INTERRUPTED}, timeout)
         deadline = time.monotonic() + timeout
-        while not job.get("instanceId"):
+        while not job.get("instanceId") or job["instanceId"] == previous:
             if time.monotonic() > deadline:
                 raise AssertionError("no instance was recorded")
             time.sleep(0.05)

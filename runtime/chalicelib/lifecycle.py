@@ -74,12 +74,19 @@ def finish(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
         raise Conflict(f"instanceId {instance_id} is not the job's current instance")
     if job["status"] in jobs.TERMINAL:
         raise Conflict(f"the job already ended {job['status']}")
+    ended = next((a["outcome"] for a in job.get("attempts", []) if a.get("instanceId") == instance_id
+                  and a.get("outcome")), None)
+    if instance_id and ended:
+        raise Conflict(f"the attempt on {instance_id} already ended {ended}")
+    moment = jobs.timestamp(jobs.now())
+    # A job back to waiting after a Spot interruption takes a result only from
+    # its new instance, named in the callback and still current when written.
+    statuses = (jobs.REQUESTED, jobs.RUNNING) + ((jobs.INTERRUPTED,) if instance_id else ())
     recorded = store.update(
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
-         "finishedAt": jobs.timestamp(jobs.now()), "updatedAt": jobs.timestamp(jobs.now())},
-        # Not from Interrupted: a preempted attempt's late result is refused, the job runs again.
-        allowed_from=(jobs.REQUESTED, jobs.RUNNING),
+         "finishedAt": moment, "updatedAt": moment},
+        allowed_from=statuses, expected={"instanceId": instance_id} if instance_id else None,
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
         recorded = get(job_id)

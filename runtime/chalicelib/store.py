@@ -74,12 +74,13 @@ def get(job_id: str) -> dict[str, Any] | None:
 
 
 def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...] = (),
-           not_in: tuple[str, ...] = (), condition: str = "",
+           not_in: tuple[str, ...] = (), condition: str = "", expected: dict[str, Any] | None = None,
            remove: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """Set ``values`` on the job if its status is in ``allowed_from`` (and not in ``not_in``).
 
     ``condition`` is extra DynamoDB condition text without placeholders (for
-    example ``attribute_not_exists(cancelRequested)``). Returns the job as
+    example ``attribute_not_exists(cancelRequested)``); ``expected`` maps
+    attributes to the values they must still have. Returns the job as
     written, or ``None`` when the condition refused the write.
     """
     names = {f"#f{i}": k for i, k in enumerate(values)}
@@ -96,6 +97,10 @@ def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...]
             placeholders = {f":{prefix}{i}": {"S": s} for i, s in enumerate(statuses)}
             attr_values.update(placeholders)
             conditions.append(template.format(", ".join(placeholders)))
+    for i, (attribute, value) in enumerate((expected or {}).items()):
+        names[f"#e{i}"] = attribute
+        attr_values[f":e{i}"] = _serializer.serialize(value)
+        conditions.append(f"#e{i} = :e{i}")
     if condition:
         conditions.append(condition)
     try:

@@ -1,0 +1,136 @@
+"""moto in server mode on 127.0.0.1, and the stack's resources created in it.
+
+The resources mirror the CDK stack and ``tests/support.Cloud``: the job table
+from the runtime's own definition, a launch template that terminates on
+shutdown, the default VPC's subnets, a log group for the containers' output,
+and the state machine from the one ASL file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import requests
+from botocore.exceptions import ClientError
+
+from infra import definition
+from infra.local import runtime
+
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/jobscheduler-local-workflow"
+# Variables that could send a client to a real account instead of the local endpoint.
+_REAL_ACCOUNT_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+class PortInUse(RuntimeError):
+    """A port the local stack needs is taken."""
+
+
+def check_port_free(port: int, flag: str) -> None:
+    """Fail with a helpful message if ``port`` cannot be bound on 127.0.0.1.
+
+    ThreadedMotoServer binds inside its thread and would wait forever on a
+    taken port, so the check comes first.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise PortInUse(f"port {port} on {HOST} is in use ({exc.strerror}); choose another with {flag}") from None
+
+
+def use_local_endpoint(aws_port: int) -> str:
+    """Point every AWS client of this process at the local endpoint, with fake credentials."""
+    endpoint = f"http://{HOST}:{aws_port}"
+    for name in _REAL_ACCOUNT_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update({
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        # moto's workflow interpreter calls AWS at localhost:$MOTO_PORT; it must be
+        # set before the server starts serving.
+        "MOTO_PORT": str(aws_port),
+    })
+    return endpoint
+
+
+def start_moto(aws_port: int) -> Any:
+    """Start moto on 127.0.0.1:``aws_port`` with state machine execution on; returns the server."""
+    from moto.server import ThreadedMotoServer
+
+    # The interpreter logs every caught error at ERROR with its whole parse tree;
+    # the workflow's own Catch handles those, so they are noise here.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
+    server.start()
+    response = requests.post(f"http://{HOST}:{aws_port}/moto-api/config",
+                             json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
+    response.raise_for_status()
+    return server
+
+
+@dataclass
+class LocalCloud:
+    """The resources one local stack owns in moto."""
+
+    table: str
+    state_machine_arn: str
+    launch_template_id: str
+    subnet_ids: list[str]
+    stack_tag: str
+    log_group: str
+
+    @classmethod
+    def create(cls, session: boto3.session.Session, stack_tag: str = "local", table: str = "Jobs") -> LocalCloud:
+        """Create table, launch template, subnets' list, log group and the state machine from the ASL file."""
+        store = runtime.module("chalicelib.store")
+        ddb, ec2 = session.client("dynamodb"), session.client("ec2")
+        ddb.create_table(**store.table_definition(table))
+        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+        template = ec2.create_launch_template(
+            LaunchTemplateName=f"{stack_tag}-jobs",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceInitiatedShutdownBehavior": "terminate"},
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        log_group = f"/jobscheduler/{stack_tag}/jobs"
+        _create_log_group(session.client("logs"), log_group)
+        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template, "StackTag": stack_tag})
+        arn = session.client("stepfunctions").create_state_machine(
+            name=f"{stack_tag}-jobs", definition=asl, roleArn=ACCOUNT_ROLE)["stateMachineArn"]
+        return cls(table, arn, template, subnets, stack_tag, log_group)
+
+    def runtime_environment(self, api_url: str) -> dict[str, str]:
+        """The runtime's settings for these resources, with timing fast enough to watch."""
+        config = runtime.config()
+        return {
+            config.JOBS_TABLE: self.table,
+            config.STATE_MACHINE_ARN: self.state_machine_arn,
+            config.LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            config.SUBNET_IDS: ",".join(self.subnet_ids),
+            config.STACK_TAG: self.stack_tag,
+            config.JOB_LOG_GROUP: self.log_group,
+            config.API_URL: api_url,
+            # Seconds, not minutes: a job's whole life fits in a few seconds locally.
+            config.POLL_SECONDS: "1",
+            config.BACKOFF_SECONDS: "2",
+            config.PROVISIONING_SECONDS: "30",
+            config.BOOT_SECONDS: "30",
+        }
+
+
+def _create_log_group(logs: Any, name: str) -> None:
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise

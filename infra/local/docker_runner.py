@@ -1,0 +1,239 @@
+"""``docker`` on an emulated instance: the real engine when one answers, else a local runner.
+
+The bootstrap calls ``docker info``, ``pull``, ``login``, ``run`` and ``stop``.
+Without an engine, ``run`` starts the job's command as a plain process with
+the job's ``-e`` environment (no container isolation, and it says so); a job
+without a command has nothing to run in place of the image, so that is
+reported and the "container" exits 0. With an engine, ``run`` runs the image,
+under a name unique to the instance (every emulated instance shares this
+machine's one engine).
+
+Either way the container's output reaches the console and the CloudWatch
+Logs group and stream of the awslogs ``--log-opt``s, through boto3 against the
+local endpoint (``AWS_ENDPOINT_URL``): the engine's own awslogs driver would
+talk to real AWS.
+
+Run as ``python -m infra.local.docker_runner ARGS``; it imports boto3 only to ship logs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.local.logship import LogShipper
+
+INSTANCE_ID = "JOBSCHEDULER_LOCAL_INSTANCE_ID"
+INSTANCE_DIR = "JOBSCHEDULER_LOCAL_INSTANCE_DIR"
+HOST_PATH = "JOBSCHEDULER_LOCAL_HOST_PATH"
+REAL_DOCKER = "JOBSCHEDULER_LOCAL_REAL_DOCKER"
+PREFIX = "[local docker]"
+
+
+@dataclass
+class RunSpec:
+    """The parts of a ``docker run`` command line the bootstrap builds."""
+
+    name: str = ""
+    env: list[str] = field(default_factory=list)
+    log_opts: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+    command: list[str] = field(default_factory=list)
+
+
+def parse_run(args: list[str]) -> RunSpec:
+    """Parse ``docker run`` options up to the image; the rest is the command."""
+    spec, words = RunSpec(), list(args)
+    while words and words[0].startswith("-"):
+        option = words.pop(0)
+        if option == "--rm":
+            continue
+        if not words:
+            raise ValueError(f"{option} needs a value")
+        value = words.pop(0)
+        if option == "--name":
+            spec.name = value
+        elif option in ("-e", "--env"):
+            spec.env.append(value)
+        elif option == "--log-opt":
+            key, _, setting = value.partition("=")
+            spec.log_opts[key] = setting
+        elif option != "--log-driver":
+            raise ValueError(f"{option} is not an option this stand-in knows")
+    if not words:
+        raise ValueError("no image given")
+    spec.image, spec.command = words[0], words[1:]
+    return spec
+
+
+def container_environment(pairs: list[str]) -> dict[str, str]:
+    """What docker gives the container: PATH and HOME, the ``-e NAME=value`` pairs, and a
+    bare ``-e NAME`` copied from docker's own environment (how the bootstrap passes secrets)."""
+    env = {"PATH": os.environ.get(HOST_PATH, os.defpath), "HOME": os.environ.get("HOME", "/"),
+           "HOSTNAME": os.environ.get(INSTANCE_ID, "localhost")}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if sep:
+            env[name] = value
+        elif name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def say(message: str) -> None:
+    """A line from the stand-in itself, kept apart from the container's output."""
+    print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
+
+
+def _pid_file(name: str) -> Path:
+    directory = Path(os.environ.get(INSTANCE_DIR, ".")) / "containers"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{name or 'unnamed'}.pid"
+
+
+def _engine_name(name: str) -> str:
+    # One engine serves every emulated instance; each instance's container gets its own name.
+    return f"{name}-{os.environ.get(INSTANCE_ID, 'local')}"
+
+
+def _exit_code(returncode: int) -> int:
+    # Like docker: a container killed by signal N exits 128 + N.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _shipper(spec: RunSpec) -> LogShipper | None:
+    group, stream = spec.log_opts.get("awslogs-group"), spec.log_opts.get("awslogs-stream")
+    if not group or not stream:
+        return None
+    return LogShipper(group, stream, spec.log_opts.get("awslogs-region"), on_error=say)
+
+
+def run(spec: RunSpec) -> int:
+    """``docker run``: the container's exit code (125 if it could not start, as docker)."""
+    shipper = _shipper(spec)
+    try:
+        real = os.environ.get(REAL_DOCKER)
+        if real:
+            argv = [real, "run", "--rm", "--name", _engine_name(spec.name)]
+            argv += [word for pair in spec.env for word in ("-e", pair)] + [spec.image, *spec.command]
+            return _supervise(argv, os.environ.copy(), spec, shipper)
+        if not spec.command:
+            note = (f"no Docker engine here: image {spec.image} would run now; the job gives no command "
+                    "to run in its place, so the container exits 0")
+            say(note)
+            if shipper:
+                shipper.add(f"{PREFIX} {note}")
+            return 0
+        say(f"no Docker engine here: running the job's command as a plain process, "
+            f"WITHOUT container isolation (image {spec.image} is not used)")
+        return _supervise(spec.command, container_environment(spec.env), spec, shipper)
+    finally:
+        if shipper:
+            shipper.close()
+
+
+def _supervise(argv: list[str], env: dict[str, str], spec: RunSpec, shipper: LogShipper | None) -> int:
+    """Run ``argv``, copy its output to the console and the log stream, return its exit code."""
+    try:
+        process = subprocess.Popen(argv, env=env, cwd=os.environ.get(INSTANCE_DIR), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                                   errors="replace")
+    except FileNotFoundError:
+        say(f"{argv[0]}: executable file not found in $PATH")
+        return 127
+    except PermissionError:
+        say(f"{argv[0]}: permission denied")
+        return 126
+    pid_file = _pid_file(spec.name)
+    pid_file.write_text(str(process.pid))
+    # A TERM for the "container" (docker stop) or the whole instance reaches the job.
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            if shipper:
+                shipper.add(line.rstrip("\n"))
+        return _exit_code(process.wait())
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def stop(args: list[str]) -> int:
+    """``docker stop [--time N] NAME``: TERM, then KILL after N seconds (docker's default 10)."""
+    grace, names, words = 10.0, [], list(args)
+    while words:
+        word = words.pop(0)
+        if word in ("-t", "--time") and words:
+            grace = float(words.pop(0))
+        else:
+            names.append(word)
+    real = os.environ.get(REAL_DOCKER)
+    if real:
+        return subprocess.call([real, "stop", "--time", str(int(grace)), *map(_engine_name, names)])
+    return max((_stop_local(name, grace) for name in names), default=0)
+
+
+def _stop_local(name: str, grace: float) -> int:
+    pid_file = _pid_file(name)
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        say(f"Error response from daemon: No such container: {name}")
+        return 1
+    _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_file.exists():
+        _signal(pid, signal.SIGKILL)
+    print(name, flush=True)
+    return 0
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch one docker command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "run":
+        try:
+            return run(parse_run(rest))
+        except ValueError as exc:
+            say(f"docker run: {exc}")
+            return 125
+    if command == "stop":
+        return stop(rest)
+    real = os.environ.get(REAL_DOCKER)
+    if real:
+        os.execv(real, [real, *args])
+    return _without_engine(command, rest)
+
+
+def _without_engine(command: str, rest: list[str]) -> int:
+    if command == "info":
+        return 0
+    if command == "pull":
+        say(f"no Docker engine here: not pulling {rest[-1] if rest else 'the image'}")
+        return 0
+    if command == "login":
+        sys.stdin.read()  # the password arrives on stdin; nothing to log in to
+        return 0
+    say(f"docker {command}: not provided without a Docker engine")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The events moto does not emit, delivered to the runtime's handlers as EventBridge would.
+
+- "Step Functions Execution Status Change" for this state machine's
+  executions ending FAILED, TIMED_OUT or ABORTED -> ``on_execution_ended``
+  (found by polling the executions, once each).
+- The sweeper's schedule: ``sweeper`` every minute.
+- "EC2 Spot Instance Interruption Warning" -> ``on_spot_interruption``, on
+  demand (``jobscheduler local interrupt``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from rich.console import Console
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+ENDED = ("FAILED", "TIMED_OUT", "ABORTED")
+POLL_SECONDS = 1.0
+SWEEP_SECONDS = 60.0
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def _envelope(source: str, detail_type: str, resources: list[str], detail: dict[str, Any]) -> dict[str, Any]:
+    """An EventBridge event around ``detail``."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": detail_type, "source": source,
+            "account": ACCOUNT, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": REGION,
+            "resources": resources, "detail": detail}
+
+
+def execution_ended_event(execution: dict[str, Any]) -> dict[str, Any]:
+    """The event EventBridge sends when an execution (as ListExecutions lists it) has ended."""
+    detail = {"executionArn": execution["executionArn"], "stateMachineArn": execution["stateMachineArn"],
+              "name": execution["name"], "status": execution["status"]}
+    return _envelope("aws.states", "Step Functions Execution Status Change", [execution["executionArn"]], detail)
+
+
+def spot_interruption_event(instance_id: str) -> dict[str, Any]:
+    """The two-minute warning EC2 sends before Spot reclaims ``instance_id``."""
+    arn = f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"
+    return _envelope("aws.ec2", "EC2 Spot Instance Interruption Warning", [arn],
+                     {"instance-id": instance_id, "instance-action": "terminate"})
+
+
+@dataclass
+class EventDispatcher:
+    """Polls the state machine's executions and keeps the sweeper's schedule, in one thread."""
+
+    sfn: Any
+    state_machine_arn: str
+    handlers: ModuleType  # runtime/app.py: on_execution_ended, sweeper, on_spot_interruption
+    console: Console
+    _delivered: set[str] = field(default_factory=set)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start polling in a background thread."""
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling (a handler already running finishes first)."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def deliver_spot_interruption(self, instance_id: str) -> Any:
+        """Call ``on_spot_interruption`` with the warning for ``instance_id``; returns its answer."""
+        return self._call("on_spot_interruption", spot_interruption_event(instance_id))
+
+    def poll_executions(self) -> None:
+        """Deliver one event for every execution that has ended FAILED, TIMED_OUT or ABORTED."""
+        for status in ENDED:
+            pages = self.sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn, statusFilter=status)
+            for execution in (e for page in pages for e in page["executions"]):
+                if execution["executionArn"] not in self._delivered:
+                    self._delivered.add(execution["executionArn"])
+                    self._call("on_execution_ended", execution_ended_event(execution))
+
+    def sweep(self) -> Any:
+        """One scheduled sweeper run."""
+        return self._call("sweeper", _envelope("aws.events", "Scheduled Event", [], {}), quiet=True)
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic() + SWEEP_SECONDS
+        while not self._stop.wait(POLL_SECONDS):
+            self._guarded(self.poll_executions)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+                self._guarded(self.sweep)
+
+    def _guarded(self, step: Callable[[], Any]) -> None:
+        try:
+            step()
+        except Exception as exc:  # one failed poll must not end the dispatching
+            self.console.print(f"[red]event dispatch: {exc}[/red]")
+
+    def _call(self, name: str, event: dict[str, Any], quiet: bool = False) -> Any:
+        handler: Handler = getattr(self.handlers, name)
+        answer = handler(event, None)
+        if not quiet or _did_something(answer):
+            self.console.print(f"[magenta]event[/magenta] {event['detail-type']} -> {name}: {answer}")
+        return answer
+
+
+def _did_something(answer: Any) -> bool:
+    return isinstance(answer, dict) and any(answer.get(key) for key in ("terminated", "ended"))

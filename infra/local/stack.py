@@ -1,0 +1,130 @@
+"""The local stack: moto, the resources, the API, the instance emulator and the event dispatcher.
+
+``LocalStack`` starts them in dependency order and stops them in reverse;
+``stop`` is safe to call at any point of ``start`` (a half-started stack is
+cleaned up too). The stack also answers the control routes under
+``/_local/`` on the API port (see ``api.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+
+from infra.local import cloud, runtime, standins
+from infra.local.api import ADMIN_PREFIX, ApiServer
+from infra.local.events import EventDispatcher
+from infra.local.instances import InstanceEmulator
+
+INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
+
+
+@dataclass
+class LocalStack:
+    """Everything ``jobscheduler local`` runs, in this process (instances are child processes)."""
+
+    api_port: int
+    aws_port: int
+    console: Console
+    root: Path = Path()  # a fresh temporary directory once started
+    resources: cloud.LocalCloud | None = None
+    real_docker: str | None = None
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+    _emulator: InstanceEmulator | None = None
+    _events: EventDispatcher | None = None
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API."""
+        return f"http://{cloud.HOST}:{self.api_port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        """The AWS endpoint every client can use (any credentials, region us-east-1)."""
+        return f"http://{cloud.HOST}:{self.aws_port}"
+
+    def start(self) -> None:
+        """Start everything; on failure, what was started is stopped again."""
+        cloud.check_port_free(self.aws_port, "--aws-port")
+        cloud.check_port_free(self.api_port, "--api-port")
+        self.root = Path(tempfile.mkdtemp(prefix="jobscheduler-local-"))
+        self._stops.append(lambda: shutil.rmtree(self.root, ignore_errors=True))
+        try:
+            self._start_aws()
+            self._start_api()
+            self._start_instances()
+            self._start_events()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop everything started, newest first; instance processes are killed, ports released."""
+        while self._stops:
+            step = self._stops.pop()
+            try:
+                step()
+            except Exception as exc:  # keep stopping the rest
+                self.console.print(f"[red]while stopping: {exc}[/red]")
+
+    def _start_aws(self) -> None:
+        cloud.use_local_endpoint(self.aws_port)
+        server = cloud.start_moto(self.aws_port)
+        self._stops.append(server.stop)
+        self.resources = cloud.LocalCloud.create(boto3.session.Session())
+
+    def _start_api(self) -> None:
+        assert self.resources is not None
+        # The runtime reads its settings from the environment, as in Lambda.
+        os.environ.update(self.resources.runtime_environment(self.api_url))
+        server = ApiServer(runtime.app_module().app, cloud.HOST, self.api_port, admin=self.admin)
+        server.start()
+        self._stops.append(server.stop)
+
+    def _start_instances(self) -> None:
+        assert self.resources is not None
+        self.real_docker = standins.real_docker()
+        directory = standins.write_standins(self.root / "bin")
+
+        def environment(instance_id: str, instance_dir: Path, imds_url: str) -> dict[str, str]:
+            return standins.instance_environment(
+                standins=directory, instance_id=instance_id, instance_dir=instance_dir, imds_url=imds_url,
+                aws_endpoint=self.aws_endpoint, region=cloud.REGION, real_docker_path=self.real_docker)
+
+        self._emulator = InstanceEmulator(boto3.session.Session().client("ec2"), self.resources.stack_tag,
+                                          self.root / "instances", environment, self.console)
+        self._emulator.start()
+        self._stops.append(self._emulator.stop)
+
+    def _start_events(self) -> None:
+        assert self.resources is not None
+        self._events = EventDispatcher(boto3.session.Session().client("stepfunctions"),
+                                       self.resources.state_machine_arn, runtime.app_module(), self.console)
+        self._events.start()
+        self._stops.append(self._events.stop)
+
+    def admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """The ``/_local/`` control routes: ``POST /_local/interrupt/{instanceId}``."""
+        if method == "POST" and path.startswith(INTERRUPT_ROUTE):
+            return self.interrupt(path.removeprefix(INTERRUPT_ROUTE).strip("/"))
+        return 404, {"Code": "NotFound", "Message": f"no control route {method} {path}"}
+
+    def interrupt(self, instance_id: str) -> tuple[int, Any]:
+        """Deliver a Spot interruption warning: in the instance's metadata, then as the EventBridge event."""
+        if self._emulator is None or self._events is None:
+            return 503, {"Code": "ServiceUnavailable", "Message": "the local stack is still starting"}
+        if not self._emulator.interrupt(instance_id):
+            return 404, {"Code": "NotFound",
+                         "Message": f"instanceId: {instance_id} is not a running instance of this local stack"}
+        answer = self._events.deliver_spot_interruption(instance_id)
+        return 200, {"instanceId": instance_id, "metadata": "spot/instance-action set",
+                     "on_spot_interruption": json.loads(json.dumps(answer, default=str))}

@@ -1,0 +1,254 @@
+"""Least-privilege IAM statements for the three principals of the stack.
+
+- the **workflow** (Step Functions role): exactly the AWS SDK integrations the
+  ASL file calls, on this table, this launch template and instances tagged by
+  this stack;
+- the **API** (the Chalice functions' role): the job table, this state
+  machine's executions, task tokens, the job log group, instance clean-up;
+- the **instance** (job instances' role): write the job log group, pull from
+  ECR, read the job's secrets under configured prefixes.
+
+Each wildcard left in a resource is one that IAM cannot narrow (actions
+without resource-level permissions, resources created at run time). Its reason
+is written in ``WILDCARD_REASONS`` beside the statement, keyed by the
+statement's Sid; the stack acknowledges the cdk-nag finding with that reason,
+and a wildcard statement without a reason fails synthesis.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_iam as iam
+
+STACK_TAG_KEY = "jobscheduler:stack"
+# The service-linked role EC2 needs before it can launch the first Spot
+# instance in an account; creating it is allowed and nothing else.
+SPOT_SERVICE = "spot.amazonaws.com"
+SPOT_SERVICE_LINKED_ROLE = "aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"
+
+WILDCARD_REASONS = {
+    "LaunchFromTemplate": "An instant fleet creates the fleet, instance, volumes, network interface and "
+                          "Spot request at launch, so their ids cannot be known; the launch template, "
+                          "subnets, security group and image are named exactly.",
+    "TagAtLaunchOnly": "Tags go only on resources being created by CreateFleet or RunInstances "
+                       "(ec2:CreateAction condition), whose ids cannot be known in advance.",
+    "WatchInstances": "ec2:DescribeInstanceStatus has no resource-level permissions.",
+    "TerminateOwnInstances": "Instance ids are known only at run time; the aws:ResourceTag condition "
+                             "limits termination to instances tagged by this stack.",
+    "ManageJobExecutions": "One execution per job, named by the job id at run time; the ARN is limited "
+                           "to this state machine's executions.",
+    "AnswerTaskTokens": "Task tokens of service-integration tasks are not resources IAM can name; the "
+                        "token itself is the capability.",
+    "FindInstances": "ec2:DescribeInstances has no resource-level permissions.",
+    "EcrLogin": "ecr:GetAuthorizationToken has no resource-level permissions.",
+    "EcrPull": "A job may name any image of this account's repositories in this region.",
+    "ReadJobParameters": "Each job names its own secret parameters; only those under the configured "
+                         "prefix can be read.",
+    "ReadJobSecrets": "Each job names its own secrets; only those under the configured name prefix "
+                      "can be read.",
+}
+
+
+@dataclass(frozen=True)
+class LaunchResources:
+    """ARNs of what an instance launch touches."""
+
+    launch_template: str
+    subnets: Sequence[str]
+    security_group: str
+    image: str
+    instance_role: str
+
+
+def attach(stack: cdk.Stack, construct_id: str, role: iam.IRole,
+           statements: list[iam.PolicyStatement]) -> iam.Policy:
+    """Attach the statements to the role; acknowledge each wildcard with its statement's reason."""
+    policy = iam.Policy(stack, construct_id, roles=[role], statements=statements)
+    for statement in statements:
+        for arn in statement.resources:
+            resolved = stack.resolve(arn)
+            if "*" not in json.dumps(resolved):
+                continue
+            reason = WILDCARD_REASONS.get(statement.sid or "")
+            if not reason:
+                raise ValueError(f"{construct_id}: statement {statement.sid} has a wildcard resource "
+                                 "but no reason in permissions.WILDCARD_REASONS")
+            Validations.of(policy).acknowledge(cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{nag_name(resolved)}]", reason=reason))
+    return policy
+
+
+def nag_name(value: Any) -> str:
+    """A resolved ARN as cdk-nag names it in a finding: ``<AWS::Region>``, ``<Logical.Attr>`` ..."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return str(delimiter).join(nag_name(part) for part in parts)
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return "<{}.{}>".format(*value["Fn::GetAtt"])
+    return json.dumps(value)
+
+
+def ec2_arn(stack: cdk.Stack, resource: str, name: str = "*") -> str:
+    """ARN of an EC2 resource of this stack's account and region (``*`` for any)."""
+    return stack.format_arn(service="ec2", resource=resource, resource_name=name)
+
+
+def image_arn(stack: cdk.Stack, image_id: str) -> str:
+    """ARN of an AMI: images have no account in their ARN."""
+    return stack.format_arn(service="ec2", resource="image", resource_name=image_id, account="")
+
+
+def terminate_tagged(stack: cdk.Stack, stack_tag: str) -> iam.PolicyStatement:
+    """Terminate only instances carrying this stack's tag."""
+    return iam.PolicyStatement(
+        sid="TerminateOwnInstances",
+        actions=["ec2:TerminateInstances"],
+        resources=[ec2_arn(stack, "instance")],
+        conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_tag}},
+    )
+
+
+def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
+             stack_tag: str) -> list[iam.PolicyStatement]:
+    """What the job workflow's Task states call, and nothing more."""
+    launched = [ec2_arn(stack, kind) for kind in ("instance", "volume", "network-interface")]
+    return [
+        iam.PolicyStatement(
+            sid="JobRecords",
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            resources=[table_arn],
+        ),
+        # An instant fleet launches with the caller's own permissions, so the
+        # role needs RunInstances on everything the launch uses or creates.
+        iam.PolicyStatement(
+            sid="LaunchFromTemplate",
+            actions=["ec2:CreateFleet", "ec2:RunInstances"],
+            resources=[ec2_arn(stack, "fleet"), launch.launch_template, *launch.subnets,
+                       launch.security_group, launch.image, *launched,
+                       ec2_arn(stack, "spot-instances-request")],
+        ),
+        iam.PolicyStatement(
+            sid="TagAtLaunchOnly",
+            actions=["ec2:CreateTags"],
+            resources=[ec2_arn(stack, "fleet"), *launched, ec2_arn(stack, "spot-instances-request")],
+            conditions={"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}},
+        ),
+        iam.PolicyStatement(
+            sid="PassInstanceRole",
+            actions=["iam:PassRole"],
+            resources=[launch.instance_role],
+            conditions={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+        ),
+        iam.PolicyStatement(
+            sid="CreateSpotServiceLinkedRole",
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[stack.format_arn(service="iam", region="", resource="role",
+                                        resource_name=SPOT_SERVICE_LINKED_ROLE)],
+            conditions={"StringEquals": {"iam:AWSServiceName": SPOT_SERVICE}},
+        ),
+        iam.PolicyStatement(
+            sid="WatchInstances",
+            actions=["ec2:DescribeInstanceStatus"],
+            resources=["*"],
+        ),
+        terminate_tagged(stack, stack_tag),
+    ]
+
+
+def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_machine_arn: str,
+        state_machine_name: str, job_log_group_arn: str, function_log_group_arns: Sequence[str],
+        stack_tag: str) -> list[iam.PolicyStatement]:
+    """What the REST API, the event handlers and the sweeper need."""
+    return [
+        iam.PolicyStatement(
+            sid="FunctionLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=list(function_log_group_arns),
+        ),
+        iam.PolicyStatement(
+            sid="JobRecords",
+            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                     "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"],
+            resources=[table_arn, *(f"{table_arn}/index/{name}" for name in index_names)],
+        ),
+        iam.PolicyStatement(
+            sid="StartJobExecutions",
+            actions=["states:StartExecution"],
+            resources=[state_machine_arn],
+        ),
+        iam.PolicyStatement(
+            sid="ManageJobExecutions",
+            actions=["states:DescribeExecution", "states:StopExecution"],
+            resources=[stack.format_arn(service="states", resource="execution",
+                                        resource_name=f"{state_machine_name}:*",
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+        ),
+        # Task tokens of service integrations are not resources IAM can name.
+        iam.PolicyStatement(
+            sid="AnswerTaskTokens",
+            actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="FindInstances",
+            actions=["ec2:DescribeInstances"],
+            resources=["*"],
+        ),
+        terminate_tagged(stack, stack_tag),
+        iam.PolicyStatement(
+            sid="ReadJobLogs",
+            actions=["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+            resources=[job_log_group_arn],
+        ),
+        iam.PolicyStatement(
+            sid="PublishJobEvents",
+            actions=["events:PutEvents"],
+            resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+        ),
+    ]
+
+
+def instance(stack: cdk.Stack, *, job_log_group_arn: str, parameter_prefix: str,
+             secret_prefix: str) -> list[iam.PolicyStatement]:
+    """What a job instance may do: ship the container's output, pull its image, read its secrets."""
+    return [
+        iam.PolicyStatement(
+            sid="WriteJobLogs",
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[job_log_group_arn],
+        ),
+        # GetAuthorizationToken has no resource-level permissions.
+        iam.PolicyStatement(
+            sid="EcrLogin",
+            actions=["ecr:GetAuthorizationToken"],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="EcrPull",
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
+        ),
+        iam.PolicyStatement(
+            sid="ReadJobParameters",
+            actions=["ssm:GetParameter", "ssm:GetParameters"],
+            resources=[stack.format_arn(service="ssm", resource="parameter",
+                                        resource_name=f"{parameter_prefix.strip('/')}/*")],
+        ),
+        iam.PolicyStatement(
+            sid="ReadJobSecrets",
+            actions=["secretsmanager:GetSecretValue"],
+            resources=[stack.format_arn(service="secretsmanager", resource="secret",
+                                        resource_name=f"{secret_prefix.rstrip('/')}/*",
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+        ),
+    ]

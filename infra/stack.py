@@ -1,0 +1,367 @@
+"""The jobscheduler stack: everything `cdk deploy` puts in an AWS account.
+
+Read ``JobSchedulerStack.__init__`` as the table of contents. Settings come
+from CDK context values (``cdk deploy -c name=value``); see ``Settings``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import Validations
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from chalice.cdk import Chalice
+from chalice.utils import to_cfn_resource_name
+from constructs import Construct
+
+from chalicelib import config, store
+from infra import definition, packaging, permissions
+from infra.network import Network, NetworkSettings
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+API_GATEWAY_STAGE = "api"
+# Amazon's ECS-optimised Amazon Linux 2023: Docker and the ECS agent preinstalled.
+ECS_AL2023_IMAGE = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+API_HANDLER = "APIHandler"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment choices, each a CDK context value with a default."""
+
+    image_parameter: str = ECS_AL2023_IMAGE
+    root_volume_gib: int = 30
+    log_retention_days: int = 30
+    parameter_prefix: str = "/jobscheduler/"
+    secret_prefix: str = "jobscheduler/"
+    default_instance_types: str = ""
+    throttle_rate: int = 20
+    throttle_burst: int = 40
+    alarm_topic_arn: str = ""
+    api_gateway_log_role: bool = True
+
+    @classmethod
+    def from_context(cls, scope: Construct) -> Settings:
+        """Defaults, overridden by any context value of the same (camelCase) name."""
+        names = {"image_parameter": "imageSsmParameter", "root_volume_gib": "rootVolumeGiB",
+                 "log_retention_days": "logRetentionDays", "parameter_prefix": "ssmParameterPrefix",
+                 "secret_prefix": "secretNamePrefix", "default_instance_types": "defaultInstanceTypes",
+                 "throttle_rate": "apiThrottleRate", "throttle_burst": "apiThrottleBurst",
+                 "alarm_topic_arn": "alarmTopicArn", "api_gateway_log_role": "apiGatewayLogRole"}
+        values: dict[str, Any] = {}
+        for field, key in names.items():
+            value = scope.node.try_get_context(key)
+            if value is not None:
+                values[field] = _coerce(value, type(getattr(cls, field)))
+        return cls(**values)
+
+
+class JobSchedulerStack(cdk.Stack):
+    """Job table, workflow, API, launch template, event wiring, alarm and outputs."""
+
+    def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = Settings.from_context(self)
+        self.stack_tag = self.stack_name
+        self.network = Network(self, "Network", NetworkSettings.from_context(self))
+        self.table = self._create_table()
+        self.job_logs = self._create_log_group("JobLogs")
+        self.instance_role = self._create_instance_role()
+        self.launch_template = self._create_launch_template()
+        self.state_machine = self._create_state_machine()
+        self.api_role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                                 description="jobscheduler API and event handlers")
+        self.api = self._create_api()
+        self.api_policy = self._grant_api()
+        self.rules = self._wire_event_handlers()
+        self.alarm = self._create_alarm()
+        self._create_outputs()
+
+    # -- data -----------------------------------------------------------------
+
+    def _create_table(self) -> dynamodb.Table:
+        """The job table, built from the runtime's own CreateTable definition."""
+        shape = store.table_definition("")
+        types = {a["AttributeName"]: _DDB_TYPES[a["AttributeType"]] for a in shape["AttributeDefinitions"]}
+
+        def key(schema: list[dict[str, str]], key_type: str) -> dynamodb.Attribute | None:
+            names = [k["AttributeName"] for k in schema if k["KeyType"] == key_type]
+            return dynamodb.Attribute(name=names[0], type=types[names[0]]) if names else None
+
+        table = dynamodb.Table(
+            self, "Jobs",
+            partition_key=key(shape["KeySchema"], "HASH"), sort_key=key(shape["KeySchema"], "RANGE"),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            # Job records outlive the stack: `cdk destroy` leaves the table.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        for index in shape["GlobalSecondaryIndexes"]:
+            if index["Projection"]["ProjectionType"] != "ALL":
+                raise ValueError(f"index {index['IndexName']}: only ALL projections are mirrored")
+            table.add_global_secondary_index(
+                index_name=index["IndexName"], projection_type=dynamodb.ProjectionType.ALL,
+                partition_key=key(index["KeySchema"], "HASH"), sort_key=key(index["KeySchema"], "RANGE"))
+        return table
+
+    def _create_log_group(self, construct_id: str) -> logs.LogGroup:
+        days = self.settings.log_retention_days
+        if days not in _RETENTION:
+            raise ValueError(f"context logRetentionDays: {days} is not one of {sorted(_RETENTION)}")
+        return logs.LogGroup(self, construct_id, retention=_RETENTION[days], removal_policy=cdk.RemovalPolicy.DESTROY)
+
+    # -- instances --------------------------------------------------------------
+
+    def _create_instance_role(self) -> iam.Role:
+        role = iam.Role(self, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+                        description="jobscheduler job instances: job logs, ECR pull, job secrets")
+        permissions.attach(self, "InstancePolicy", role, permissions.instance(
+            self, job_log_group_arn=self.job_logs.log_group_arn,
+            parameter_prefix=self.settings.parameter_prefix, secret_prefix=self.settings.secret_prefix))
+        return role
+
+    def _create_launch_template(self) -> ec2.LaunchTemplate:
+        self.machine_image = ec2.MachineImage.from_ssm_parameter(self.settings.image_parameter)
+        template = ec2.LaunchTemplate(
+            self, "JobInstance",
+            machine_image=self.machine_image,
+            role=self.instance_role,
+            security_group=self.network.security_group,
+            require_imdsv2=True,
+            # Containers sit one hop behind the host: hop limit 2 lets them reach IMDSv2.
+            http_put_response_hop_limit=2,
+            instance_metadata_tags=True,
+            instance_initiated_shutdown_behavior=ec2.InstanceInitiatedShutdownBehavior.TERMINATE,
+            block_devices=[ec2.BlockDevice(device_name="/dev/xvda", volume=ec2.BlockDeviceVolume.ebs(
+                self.settings.root_volume_gib, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3,
+                delete_on_termination=True))],
+        )
+        # Instant fleets tag only fleets and instances; volumes get the stack tag here.
+        template.node.default_child.add_property_override(  # type: ignore[union-attr]
+            "LaunchTemplateData.TagSpecifications",
+            [{"ResourceType": "volume", "Tags": [{"Key": permissions.STACK_TAG_KEY, "Value": self.stack_tag}]}])
+        return template
+
+    # -- workflow ---------------------------------------------------------------
+
+    def substitutions(self) -> dict[str, str]:
+        """The values of the ASL file's ``${Name}`` placeholders."""
+        return {"JobsTable": self.table.table_name,
+                "LaunchTemplateId": self.launch_template.launch_template_id or "",
+                "StackTag": self.stack_tag}
+
+    def _create_state_machine(self) -> sfn.StateMachine:
+        values = self.substitutions()
+        if set(values) != definition.placeholders():
+            raise ValueError(f"ASL placeholders {sorted(definition.placeholders())} != {sorted(values)}")
+        role = iam.Role(self, "WorkflowRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+                        description="jobscheduler job workflow")
+        launch = permissions.LaunchResources(
+            launch_template=permissions.ec2_arn(self, "launch-template",
+                                                self.launch_template.launch_template_id or ""),
+            subnets=[permissions.ec2_arn(self, "subnet", s) for s in self.network.subnet_ids],
+            security_group=permissions.ec2_arn(self, "security-group",
+                                               self.network.security_group.security_group_id),
+            image=permissions.image_arn(self, self.machine_image.get_image(self).image_id),
+            instance_role=self.instance_role.role_arn)
+        permissions.attach(self, "WorkflowPolicy", role, permissions.workflow(
+            self, self.table.table_arn, launch, self.stack_tag))
+        # The definition comes from a file, so CDK grants nothing for its tasks:
+        # every permission above is explicit and scoped.
+        machine = sfn.StateMachine(
+            self, "JobWorkflow",
+            definition_body=sfn.DefinitionBody.from_string(definition.text()),
+            definition_substitutions=values,
+            role=role,
+            logs=sfn.LogOptions(destination=self._create_log_group("WorkflowLogs"), level=sfn.LogLevel.ALL,
+                                # Inputs carry the job's user data and task tokens;
+                                # the console's execution history already shows them.
+                                include_execution_data=False),
+            tracing_enabled=True,
+        )
+        Validations.of(role.node.find_child("DefaultPolicy")).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="The CloudWatch Logs delivery and X-Ray actions CDK adds for the workflow's logging "
+                   "and tracing have no resource-level permissions."))
+        return machine
+
+    # -- API --------------------------------------------------------------------
+
+    def _create_api(self) -> Chalice:
+        env = {config.JOBS_TABLE: self.table.table_name,
+               config.STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
+               config.LAUNCH_TEMPLATE_ID: self.launch_template.launch_template_id or "",
+               config.SUBNET_IDS: cdk.Fn.join(",", list(self.network.subnet_ids)),
+               config.STACK_TAG: self.stack_tag,
+               config.JOB_LOG_GROUP: self.job_logs.log_group_name}
+        if self.settings.default_instance_types:
+            env[config.DEFAULT_INSTANCE_TYPES] = self.settings.default_instance_types
+        stage_config = {
+            "api_gateway_stage": API_GATEWAY_STAGE,
+            "api_gateway_endpoint_type": "REGIONAL",
+            "manage_iam_role": False,
+            "iam_role_arn": self.api_role.role_arn,
+            "autogen_policy": False,
+            "environment_variables": env,
+            "lambda_memory_size": 256,
+            "lambda_timeout": 30,
+        }
+        with packaging.isolated(Path(cdk.Stage.of(self).outdir), self.region):  # type: ignore[union-attr]
+            api = Chalice(self, "Api", source_dir=str(RUNTIME_DIR), stage_config=stage_config)
+        self._harden_rest_api(api)
+        return api
+
+    def _harden_rest_api(self, api: Chalice) -> None:
+        """Access logs and throttling on the API stage (SAM resources cdk-nag cannot see)."""
+        rest_api = api.get_resource("RestAPI")
+        access_logs = self._create_log_group("ApiAccessLogs")
+        rest_api.add_property_override("AccessLogSetting", {
+            "DestinationArn": access_logs.log_group_arn,
+            "Format": apigw.AccessLogFormat.json_with_standard_fields(
+                caller=True, http_method=True, ip=True, protocol=True, request_time=True,
+                resource_path=True, response_length=True, status=True, user=True).to_string(),
+        })
+        rest_api.add_property_override("MethodSettings", [{
+            "ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True,
+            "ThrottlingRateLimit": self.settings.throttle_rate,
+            "ThrottlingBurstLimit": self.settings.throttle_burst,
+        }])
+        if self.settings.api_gateway_log_role:
+            rest_api.node.add_dependency(self._create_api_gateway_log_role())
+
+    def _create_api_gateway_log_role(self) -> apigw.CfnAccount:
+        """API Gateway writes access logs only once the region's account setting names a role."""
+        role = iam.Role(self, "ApiGatewayLogRole", assumed_by=iam.ServicePrincipal("apigateway.amazonaws.com"),
+                        managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(
+                            "service-role/AmazonAPIGatewayPushToCloudWatchLogs")])
+        account = apigw.CfnAccount(self, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
+        # The setting is one per region and other APIs may rely on it: keep both on destroy.
+        for resource in (role, account):
+            resource.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        Validations.of(role).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+               "AmazonAPIGatewayPushToCloudWatchLogs]",
+            reason="The AWS-maintained policy for API Gateway's account-level logging role; only "
+                   "API Gateway can assume the role."))
+        return account
+
+    def _create_function_log_groups(self) -> list[logs.LogGroup]:
+        """Each function's log group, made here so it has a retention and the role can name it.
+
+        (Chalice's own ``log_retention_in_days`` names the API handler wrongly in
+        the template it packages, so it is not used.)
+        """
+        return [logs.LogGroup(self, f"{fn.node.id}Logs", log_group_name=f"/aws/lambda/{fn.ref}",
+                              retention=_RETENTION[self.settings.log_retention_days],
+                              removal_policy=cdk.RemovalPolicy.DESTROY)
+                for fn in packaging.sam_resources(self.api, "AWS::Serverless::Function")]
+
+    def _grant_api(self) -> iam.Policy:
+        log_groups = [group.log_group_arn for group in self._create_function_log_groups()]
+        return permissions.attach(self, "ApiPolicy", self.api_role, permissions.api(
+            self, table_arn=self.table.table_arn,
+            index_names=[i["IndexName"] for i in store.table_definition("")["GlobalSecondaryIndexes"]],
+            state_machine_arn=self.state_machine.state_machine_arn,
+            state_machine_name=self.state_machine.state_machine_name,
+            job_log_group_arn=self.job_logs.log_group_arn, function_log_group_arns=log_groups,
+            stack_tag=self.stack_tag))
+
+    # -- events, alarm, outputs -------------------------------------------------
+
+    def event_handlers(self) -> dict[str, dict[str, Any]]:
+        """Each plain Lambda function the runtime may define, and the EventBridge rule that triggers it."""
+        return {
+            "on_execution_ended": {
+                "description": "A job execution ended FAILED, TIMED_OUT or ABORTED: clean up after it",
+                "event_pattern": events.EventPattern(
+                    source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                    detail={"stateMachineArn": [self.state_machine.state_machine_arn],
+                            "status": ["FAILED", "TIMED_OUT", "ABORTED"]}),
+            },
+            "on_spot_interruption": {
+                "description": "A Spot instance got its two-minute interruption warning",
+                "event_pattern": events.EventPattern(
+                    source=["aws.ec2"], detail_type=["EC2 Spot Instance Interruption Warning"]),
+            },
+            "sweeper": {
+                "description": "Terminate leftover job instances and reconcile unfinished jobs",
+                "schedule": events.Schedule.rate(cdk.Duration.minutes(5)),
+            },
+        }
+
+    def _wire_event_handlers(self) -> dict[str, events.Rule]:
+        """One rule per handler function Chalice packaged; a function nothing triggers is an error."""
+        handlers = {to_cfn_resource_name(name): (name, rule) for name, rule in self.event_handlers().items()}
+        rules = {}
+        for function in packaging.sam_resources(self.api, "AWS::Serverless::Function"):
+            logical_id = function.node.id
+            if logical_id == API_HANDLER:
+                continue
+            if logical_id not in handlers:
+                raise ValueError(f"runtime/app.py defines the Lambda function {logical_id}, which no "
+                                 "event triggers: add it to JobSchedulerStack.event_handlers")
+            name, props = handlers[logical_id]
+            arn = function.get_att("Arn").to_string()
+            rule = events.Rule(self, f"{logical_id}Rule", targets=[packaging.FunctionTarget(arn)], **props)
+            lambda_.CfnPermission(self, f"{logical_id}Invoke", action="lambda:InvokeFunction",
+                                  function_name=arn, principal="events.amazonaws.com",
+                                  source_arn=rule.rule_arn)
+            # The first trigger must not find the function without its permissions.
+            rule.node.add_dependency(self.api_policy)
+            rules[name] = rule
+        return rules
+
+    def _create_alarm(self) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self, "FailedExecutions",
+            alarm_description="A job execution failed: its clean-up could not finish (see the execution "
+                              "in the Step Functions console)",
+            metric=self.state_machine.metric_failed(period=cdk.Duration.minutes(5), statistic="Sum"),
+            threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+        if self.settings.alarm_topic_arn:
+            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", self.settings.alarm_topic_arn)
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        return alarm
+
+    def _create_outputs(self) -> None:
+        region = cdk.Aws.REGION
+        outputs = {
+            "ApiUrl": self.api.sam_template.get_output("EndpointURL").value,
+            "TableName": self.table.table_name,
+            "StateMachineArn": self.state_machine.state_machine_arn,
+            "JobLogGroupName": self.job_logs.log_group_name,
+            "ExecutionsConsoleUrl": f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+                                    f"#/statemachines/view/{self.state_machine.state_machine_arn}",
+        }
+        for name, value in outputs.items():
+            cdk.CfnOutput(self, name, value=value)
+
+
+_DDB_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
+              "B": dynamodb.AttributeType.BINARY}
+_RETENTION = {1: logs.RetentionDays.ONE_DAY, 7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS,
+              30: logs.RetentionDays.ONE_MONTH, 90: logs.RetentionDays.THREE_MONTHS,
+              180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR}
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """A context value (a string on the command line) as the setting's type."""
+    if kind is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return kind(value)

@@ -1,0 +1,79 @@
+"""Fault injection into moto's backends: the emulated AWS misbehaves, our code stays untouched.
+
+Wrapping the backend (not our code) means the workflow and the runtime meet a
+failing AWS exactly as they would in production: through their clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models import EC2Backend
+from moto.ec2.models.fleets import Fleet
+
+
+class Faults:
+    """Makes chosen backend calls fail a number of times, or answer 'no capacity'."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+        self.calls: dict[str, int] = {}
+
+    def fail(self, target: type, method: str, times: int = 10**6,
+             when: Callable[..., bool] = lambda *a, **k: True) -> None:
+        """The next ``times`` calls of ``target.method`` matching ``when`` raise a server error."""
+        original = getattr(target, method)
+        state = {"left": times}
+        key = f"{target.__name__}.{method}"
+
+        def failing(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            if state["left"] > 0 and when(*args, **kwargs):
+                state["left"] -= 1
+                self.calls[key] = self.calls.get(key, 0) + 1
+                raise _server_error(target)
+            return original(backend, *args, **kwargs)
+
+        setattr(target, method, failing)
+        self._undo.append(lambda: setattr(target, method, original))
+
+    def no_spot_capacity(self) -> None:
+        """CreateFleet returns no Spot instance, as AWS does when the pools are empty."""
+        original = Fleet.create_spot_requests
+        Fleet.create_spot_requests = lambda fleet, weight_to_add: []  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(Fleet, "create_spot_requests", original))
+
+    def clear(self) -> None:
+        """AWS behaves again."""
+        while self._undo:
+            self._undo.pop()()
+
+
+def _server_error(target: type) -> Exception:
+    if target is DynamoDBBackend:
+        return JsonRESTError("InternalServerError", "injected fault")
+    if target in (EC2Backend, Fleet):
+        return EC2ClientError("InternalError", "injected fault")
+    return JsonRESTError("ServiceUnavailable", "injected fault")
+
+
+@contextmanager
+def injected() -> Iterator[Faults]:
+    """A fault injector that always undoes itself."""
+    faults = Faults()
+    try:
+        yield faults
+    finally:
+        faults.clear()
+
+
+def update_of(job_field: str) -> Callable[..., bool]:
+    """A ``when`` for DynamoDB ``update_item`` calls whose update expression mentions ``job_field``."""
+    def matches(*args: Any, **kwargs: Any) -> bool:
+        expression = kwargs.get("update_expression") or next((a for a in args if isinstance(a, str) and "SET" in a), "")
+        return job_field in (expression or "")
+    return matches
