@@ -41,7 +41,8 @@ def _heartbeat_timeout_error() -> None:
             name = StatesErrorNameType.StatesHeartbeatTimeout
             return FailureEvent(
                 env=env, error_name=StatesErrorName(typ=name), event_type=HistoryEventType.TaskTimedOut,
-                event_details=EventDetails(taskTimedOutEventDetails=TaskTimedOutEventDetails(error=name.to_name())))
+                event_details=EventDetails(taskTimedOutEventDetails=TaskTimedOutEventDetails(error=name.to_name())),  # type: ignore[typeddict-item]
+            )
         return original(self, env, ex)
 
     StateTask._from_error = from_error  # type: ignore[method-assign]
