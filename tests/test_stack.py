@@ -1,0 +1,513 @@
+"""The CDK stack, proven by synthesis: the template CloudFormation would receive.
+
+The app is synthesised once per session (``chalice package`` runs inside it);
+the tests then read resources and properties. No AWS account is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import assertions
+from aws_cdk import aws_iam as iam
+
+from chalicelib import config, store
+from infra import definition, permissions
+from infra.app import DEFAULT_STACK_NAME, build
+from infra.network import Network, NetworkSettings
+from infra.stack import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = "jobscheduler:stack"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+# What `cdk deploy` sees with credentials: a known account and region, and the
+# region's Availability Zones (which the CLI would look up; here, cached context).
+SYNTH_ENV = {
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+    "JSII_DEPRECATED": "quiet",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "CDK_DEFAULT_ACCOUNT": ACCOUNT,
+    "CDK_DEFAULT_REGION": REGION,
+}
+AZS = [f"{REGION}{letter}" for letter in "abcdef"]
+# Actions an instant fleet checks on the caller besides ec2:CreateFleet itself,
+# and those CDK adds to the workflow role for its logging and X-Ray tracing.
+FLEET_LAUNCH = {"ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"}
+LOGGING_AND_TRACING = {
+    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules", "xray:GetSamplingTargets",
+}
+
+
+@dataclass
+class Synth:
+    """One synthesis of the app: the stack's template and the validation report."""
+
+    app: cdk.App
+    outdir: Path
+    template: dict[str, Any]
+    report: dict[str, Any]
+    error: str | None
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Resources of one CloudFormation type, by logical id."""
+        return {k: v for k, v in self.template["Resources"].items() if v["Type"] == kind}
+
+    def logical_id(self, path: str) -> str:
+        """The logical id of the resource at a construct path under the stack."""
+        wanted = f"{DEFAULT_STACK_NAME}/{path}"
+        ids = [k for k, v in self.template["Resources"].items()
+               if v.get("Metadata", {}).get("aws:cdk:path") == wanted]
+        assert len(ids) == 1, f"no single resource at {wanted}: {ids}"
+        return ids[0]
+
+    def statements(self, role_path: str) -> list[dict[str, Any]]:
+        """Every policy statement attached to the role at a construct path."""
+        role = self.logical_id(role_path)
+        found = [s for p in self.template["Resources"][role]["Properties"].get("Policies", [])
+                 for s in p["PolicyDocument"]["Statement"]]
+        for policy in self.resources("AWS::IAM::Policy").values():
+            if {"Ref": role} in policy["Properties"].get("Roles", []):
+                found += policy["Properties"]["PolicyDocument"]["Statement"]
+        return found
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Synthesise the app once, with fake credentials and a region; the environment is restored after."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            env.delenv(name, raising=False)
+        for name, value in SYNTH_ENV.items():
+            env.setenv(name, value)
+        # Path metadata (as the CLI asks for) lets tests find resources by construct path.
+        app = cdk.App(outdir=str(outdir), context={
+            "aws:cdk:enable-path-metadata": True,
+            f"availability-zones:account={ACCOUNT}:region={REGION}": AZS})
+        build(app)
+        error = None
+        try:
+            app.synth()
+        except RuntimeError as exc:  # cdk-nag findings fail synthesis; the report says which
+            error = str(exc)
+    template_file = outdir / f"{DEFAULT_STACK_NAME}.template.json"
+    if not template_file.exists():
+        pytest.fail(f"synthesis failed before writing the template: {error}")
+    return Synth(app, outdir, json.loads(template_file.read_text()),
+                 json.loads((outdir / "validation-report.json").read_text()), error)
+
+
+def actions(statement: dict[str, Any]) -> set[str]:
+    """The statement's actions as a set."""
+    value = statement["Action"]
+    return {value} if isinstance(value, str) else set(value)
+
+
+def test_table_mirrors_the_runtime_table_definition(synth: Synth) -> None:
+    """The job table has the runtime's keys and indexes, on-demand billing and PITR."""
+    (table,) = synth.resources("AWS::DynamoDB::Table").values()
+    props, expected = table["Properties"], store.table_definition("Jobs")
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
+    assert sorted(props["GlobalSecondaryIndexes"], key=str) == sorted(expected["GlobalSecondaryIndexes"], key=str)
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_workflow_substitutions_are_the_asl_placeholders(synth: Synth) -> None:
+    """The stack fills exactly the placeholders of the one ASL file."""
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    values = machine["Properties"]["DefinitionSubstitutions"]
+    assert set(values) == definition.placeholders()
+    assert values["JobsTable"] == {"Ref": synth.logical_id("Jobs/Resource")}
+    assert values["LaunchTemplateId"] == {"Ref": synth.logical_id("JobInstance/Resource")}
+    assert values["StackTag"] == DEFAULT_STACK_NAME
+
+
+def test_workflow_definition_is_the_file_with_every_state(synth: Synth) -> None:
+    """The deployed definition is the ASL file: every state, and its overall timeout."""
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    deployed = json.loads(machine["Properties"]["DefinitionString"])
+    assert deployed["States"] == definition.states()
+    assert deployed["TimeoutSeconds"] == json.loads(definition.text())["TimeoutSeconds"] > 0
+
+
+def test_workflow_logs_everything_and_is_traced(synth: Synth) -> None:
+    """Logging at level ALL to the stack's log group, and X-Ray tracing."""
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    logging = machine["Properties"]["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    group = logging["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    assert group == {"Fn::GetAtt": [synth.logical_id("WorkflowLogs/Resource"), "Arn"]}
+    assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+def asl_actions() -> set[str]:
+    """The IAM actions behind the AWS SDK integrations the ASL file calls."""
+    found = set()
+    for state in definition.states().values():
+        match = re.fullmatch(r"arn:aws:states:::aws-sdk:(\w+):(\w+)(\.waitForTaskToken)?",
+                             state.get("Resource", ""))
+        if state["Type"] == "Task":
+            assert match, f"unexpected task resource {state['Resource']}"
+            found.add(f"{match[1]}:{match[2][0].upper()}{match[2][1:]}")
+    return found
+
+
+def test_workflow_role_may_call_only_what_the_asl_uses(synth: Synth) -> None:
+    """The workflow role's actions are the ASL's, what a fleet launch checks, and logging/tracing."""
+    granted = set().union(*(actions(s) for s in synth.statements("WorkflowRole/Resource")))
+    assert {"ec2:CreateFleet", "ec2:TerminateInstances"} <= asl_actions()
+    assert granted == asl_actions() | FLEET_LAUNCH | LOGGING_AND_TRACING
+
+
+def test_workflow_role_is_scoped_to_this_table_template_and_instance_role(synth: Synth) -> None:
+    """DynamoDB on this table only; launches from this template; PassRole for the instance role only."""
+    by_sid = {s.get("Sid"): s for s in synth.statements("WorkflowRole/Resource")}
+    table = synth.logical_id("Jobs/Resource")
+    assert by_sid["JobRecords"]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
+    launch = {flat(r) for r in by_sid["LaunchFromTemplate"]["Resource"]}
+    named = {f":launch-template/<{synth.logical_id('JobInstance/Resource')}>",
+             f":security-group/<{synth.logical_id('Network/JobInstances/Resource')}.GroupId>",
+             *(f":subnet/<{subnet}>" for subnet in synth.resources("AWS::EC2::Subnet"))}
+    assert {arn for arn in launch if any(arn.endswith(n) for n in named)} and all(
+        any(arn.endswith(n) for arn in launch) for n in named)
+    template = synth.template["Resources"][synth.logical_id("JobInstance/Resource")]
+    image_parameter = template["Properties"]["LaunchTemplateData"]["ImageId"]["Ref"]
+    image = f"arn:<AWS::Partition>:ec2:{REGION}::image/<{image_parameter}>"
+    assert {arn for arn in launch if ":image/" in arn} == {image}
+    wildcards = {arn.rsplit(":", 1)[1] for arn in launch if "*" in arn}
+    assert wildcards == {"fleet/*", "instance/*", "volume/*", "network-interface/*", "spot-instances-request/*"}
+    passing = by_sid["PassInstanceRole"]
+    assert passing["Resource"] == {"Fn::GetAtt": [synth.logical_id("InstanceRole/Resource"), "Arn"]}
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+    assert by_sid["TagAtLaunchOnly"]["Condition"]["StringEquals"]["ec2:CreateAction"]
+    linked = by_sid["CreateSpotServiceLinkedRole"]
+    assert linked["Condition"] == {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}
+
+
+def flat(value: Any) -> str:
+    """An ARN from the template as one string: ``<AWS::Region>``, ``<Logical.Attr>`` for references."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return str(value["Fn::Join"][0]).join(flat(part) for part in value["Fn::Join"][1])
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    return "<{}.{}>".format(*value["Fn::GetAtt"])
+
+
+def all_statements(synth: Synth) -> list[dict[str, Any]]:
+    """Every statement of every policy in the template."""
+    found = []
+    for resource in synth.template["Resources"].values():
+        props = resource.get("Properties", {})
+        docs = [props["PolicyDocument"]] if "PolicyDocument" in props else []
+        docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        found += [s for d in docs for s in d["Statement"]]
+    return found
+
+
+def test_no_statement_allows_every_action(synth: Synth) -> None:
+    """No policy grants ``*`` or a whole service's actions."""
+    statements = all_statements(synth)
+    assert len(statements) > 20
+    for statement in statements:
+        assert not any(a == "*" or a.endswith(":*") for a in actions(statement)), statement
+
+
+def test_terminate_only_instances_tagged_by_this_stack(synth: Synth) -> None:
+    """Every TerminateInstances grant carries the stack tag condition."""
+    grants = [s for s in all_statements(synth) if "ec2:TerminateInstances" in actions(s)]
+    assert len(grants) == 2  # the workflow and the API's clean-up handlers
+    for statement in grants:
+        assert actions(statement) == {"ec2:TerminateInstances"}
+        assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TAG}": DEFAULT_STACK_NAME}}
+        assert flat(statement["Resource"]).endswith(f":ec2:{REGION}:{ACCOUNT}:instance/*")
+
+
+def test_launch_template_is_hardened(synth: Synth) -> None:
+    """IMDSv2 with hop limit 2 and tags, terminate on shutdown, encrypted gp3, ECS-optimised AL2023."""
+    (template,) = synth.resources("AWS::EC2::LaunchTemplate").values()
+    data = template["Properties"]["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2,
+                                       "InstanceMetadataTags": "enabled"}
+    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
+    (root,) = data["BlockDeviceMappings"]
+    assert root["Ebs"] | {"VolumeSize": 0} == {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 0,
+                                               "DeleteOnTermination": True}
+    image = synth.template["Parameters"][data["ImageId"]["Ref"]]
+    assert image["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+    assert data["TagSpecifications"] == [{"ResourceType": "volume",
+                                          "Tags": [{"Key": TAG, "Value": DEFAULT_STACK_NAME}]}]
+    assert "UserData" not in data  # each job's user data comes with its fleet request
+
+
+def test_instance_role_writes_job_logs_pulls_images_reads_job_secrets(synth: Synth) -> None:
+    """The instance role: the job log group, ECR pull, parameters and secrets under the prefixes."""
+    by_sid = {s["Sid"]: s for s in synth.statements("InstanceRole/Resource")}
+    assert set(by_sid) == {"WriteJobLogs", "EcrLogin", "EcrPull", "ReadJobParameters", "ReadJobSecrets"}
+    assert actions(by_sid["WriteJobLogs"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert by_sid["WriteJobLogs"]["Resource"] == {"Fn::GetAtt": [synth.logical_id("JobLogs/Resource"), "Arn"]}
+    assert flat(by_sid["ReadJobParameters"]["Resource"]).endswith(f"{ACCOUNT}:parameter/jobscheduler/*")
+    assert flat(by_sid["ReadJobSecrets"]["Resource"]).endswith(f"{ACCOUNT}:secret:jobscheduler/*")
+
+
+def test_default_network_costs_nothing_when_idle(synth: Synth) -> None:
+    """A public subnet in every AZ, no NAT gateway or elastic IP, a security group with no ingress."""
+    assert not synth.resources("AWS::EC2::NatGateway") and not synth.resources("AWS::EC2::EIP")
+    subnets = synth.resources("AWS::EC2::Subnet").values()
+    assert sorted(s["Properties"]["AvailabilityZone"] for s in subnets) == AZS
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] for s in subnets)
+    (group,) = synth.resources("AWS::EC2::SecurityGroup").values()
+    assert "SecurityGroupIngress" not in group["Properties"]
+    assert not synth.resources("AWS::EC2::SecurityGroupIngress")
+
+
+def test_existing_subnets_from_context_replace_the_vpc() -> None:
+    """Context vpcId and subnetIds: no VPC is created, the given subnets are used."""
+    app = cdk.App(context={"vpcId": "vpc-0abc", "subnetIds": "subnet-1, subnet-2"})
+    stack = cdk.Stack(app, "Net")
+    network = Network(stack, "Network", NetworkSettings.from_context(stack))
+    template = assertions.Template.from_stack(stack)
+    template.resource_count_is("AWS::EC2::VPC", 0)
+    template.has_resource_properties("AWS::EC2::SecurityGroup", {"VpcId": "vpc-0abc"})
+    assert list(network.subnet_ids) == ["subnet-1", "subnet-2"]
+    with pytest.raises(ValueError, match="vpcId and subnetIds"):
+        NetworkSettings.from_context(cdk.Stack(cdk.App(context={"subnetIds": "subnet-1"}), "Half"))
+
+
+def test_context_values_override_settings() -> None:
+    """Command-line context values (strings) become typed settings; absent ones keep defaults."""
+    app = cdk.App(context={"rootVolumeGiB": "50", "apiGatewayLogRole": "false", "logRetentionDays": 90})
+    settings = Settings.from_context(app)
+    assert (settings.root_volume_gib, settings.api_gateway_log_role, settings.log_retention_days) == (50, False, 90)
+    assert settings.parameter_prefix == "/jobscheduler/"
+
+
+def test_a_wildcard_without_a_reason_is_refused() -> None:
+    """A policy statement with a wildcard resource needs a written reason, or synthesis stops."""
+    stack = cdk.Stack(cdk.App(), "Wild")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    statement = iam.PolicyStatement(sid="Unexplained", actions=["s3:GetObject"], resources=["*"])
+    with pytest.raises(ValueError, match="Unexplained has a wildcard"):
+        permissions.attach(stack, "Policy", role, [statement])
+
+
+def functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    """The Lambda functions Chalice packaged, by logical id."""
+    return synth.resources("AWS::Serverless::Function")
+
+
+def test_api_functions_use_the_stacks_role_and_configuration(synth: Synth) -> None:
+    """Every Chalice function runs as the stack's role with the runtime's settings."""
+    assert not [k for k in synth.template["Resources"] if k.startswith("DefaultRole")]  # no Chalice role
+    role = {"Fn::GetAtt": [synth.logical_id("ApiRole/Resource"), "Arn"]}
+    for name, function in functions(synth).items():
+        props = function["Properties"]
+        assert props["Role"] == role, name
+        variables = props["Environment"]["Variables"]
+        assert variables[config.JOBS_TABLE] == {"Ref": synth.logical_id("Jobs/Resource")}
+        assert variables[config.STATE_MACHINE_ARN] == {"Ref": synth.logical_id("JobWorkflow/Resource")}
+        assert variables[config.LAUNCH_TEMPLATE_ID] == {"Ref": synth.logical_id("JobInstance/Resource")}
+        assert variables[config.STACK_TAG] == DEFAULT_STACK_NAME
+        assert variables[config.JOB_LOG_GROUP] == {"Ref": synth.logical_id("JobLogs/Resource")}
+        subnets = variables[config.SUBNET_IDS]["Fn::Join"]
+        assert subnets[0] == "," and len(subnets[1]) == len(synth.resources("AWS::EC2::Subnet"))
+
+
+def test_api_role_grants_what_the_runtime_calls(synth: Synth) -> None:
+    """The API role: the table and its indexes, this workflow, task tokens, instances, logs, events."""
+    by_sid = {s["Sid"]: s for s in synth.statements("ApiRole/Resource")}
+    table = synth.logical_id("Jobs/Resource")
+    indexes = [i["IndexName"] for i in store.table_definition("Jobs")["GlobalSecondaryIndexes"]]
+    assert by_sid["JobRecords"]["Resource"] == [{"Fn::GetAtt": [table, "Arn"]}] + [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table, "Arn"]}, f"/index/{name}"]]} for name in indexes]
+    assert "dynamodb:Scan" not in actions(by_sid["JobRecords"])
+    assert by_sid["StartJobExecutions"]["Resource"] == {"Ref": synth.logical_id("JobWorkflow/Resource")}
+    assert actions(by_sid["ManageJobExecutions"]) == {"states:DescribeExecution", "states:StopExecution"}
+    assert actions(by_sid["AnswerTaskTokens"]) == {"states:SendTaskSuccess", "states:SendTaskFailure",
+                                                   "states:SendTaskHeartbeat"}
+    assert by_sid["ReadJobLogs"]["Resource"] == {"Fn::GetAtt": [synth.logical_id("JobLogs/Resource"), "Arn"]}
+    assert flat(by_sid["PublishJobEvents"]["Resource"]).endswith(f"{ACCOUNT}:event-bus/default")
+    assert flat(by_sid["ManageJobExecutions"]["Resource"]).endswith(
+        f"{ACCOUNT}:execution:<{synth.logical_id('JobWorkflow/Resource')}.Name>:*")
+    assert len(by_sid["FunctionLogs"]["Resource"]) == len(functions(synth))
+
+
+def rule_for(synth: Synth, function: str) -> dict[str, Any]:
+    """The one EventBridge rule whose target is the function."""
+    rules = [r["Properties"] for r in synth.resources("AWS::Events::Rule").values()
+             if {"Fn::GetAtt": [function, "Arn"]} in [t["Arn"] for t in r["Properties"]["Targets"]]]
+    assert len(rules) == 1, f"{function}: {len(rules)} rules"
+    return rules[0]
+
+
+def test_every_event_handler_is_triggered_by_a_rule(synth: Synth) -> None:
+    """Each plain Lambda function of the runtime has one rule and may be invoked by EventBridge."""
+    handlers = set(functions(synth)) - {"APIHandler"}
+    assert {"OnExecutionEnded", "OnSpotInterruption", "Sweeper"} <= handlers
+    permissions = [p["Properties"] for p in synth.resources("AWS::Lambda::Permission").values()
+                   if p["Properties"]["Principal"] == "events.amazonaws.com"]
+    for handler in handlers:
+        rule_for(synth, handler)
+        assert {"Fn::GetAtt": [handler, "Arn"]} in [p["FunctionName"] for p in permissions], handler
+
+
+def test_event_rules_match_the_right_events(synth: Synth) -> None:
+    """This state machine's failed executions, Spot warnings, and a five-minute sweep."""
+    ended = rule_for(synth, "OnExecutionEnded")["EventPattern"]
+    assert ended["source"] == ["aws.states"]
+    assert ended["detail-type"] == ["Step Functions Execution Status Change"]
+    assert ended["detail"] == {"stateMachineArn": [{"Ref": synth.logical_id("JobWorkflow/Resource")}],
+                               "status": ["FAILED", "TIMED_OUT", "ABORTED"]}
+    spot = rule_for(synth, "OnSpotInterruption")["EventPattern"]
+    assert spot == {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
+    assert rule_for(synth, "Sweeper")["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_alarm_on_failed_executions(synth: Synth) -> None:
+    """A CloudWatch alarm fires on any failed execution of this state machine."""
+    (alarm,) = synth.resources("AWS::CloudWatch::Alarm").values()
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/States", "ExecutionsFailed")
+    assert props["Dimensions"] == [{"Name": "StateMachineArn",
+                                    "Value": {"Ref": synth.logical_id("JobWorkflow/Resource")}}]
+    assert props["Threshold"] == 1 and props["TreatMissingData"] == "notBreaching"
+
+
+def test_outputs_name_the_api_table_workflow_and_console(synth: Synth) -> None:
+    """The outputs a user needs after `cdk deploy`."""
+    outputs = synth.template["Outputs"]
+    assert {"ApiUrl", "TableName", "StateMachineArn", "ExecutionsConsoleUrl"} <= set(outputs)
+    assert "/api/" in json.dumps(outputs["ApiUrl"]["Value"])
+    assert "console.aws.amazon.com/states" in json.dumps(outputs["ExecutionsConsoleUrl"]["Value"])
+
+
+def rest_api(synth: Synth) -> dict[str, Any]:
+    """The Chalice API's SAM resource (cdk-nag does not check SAM resources)."""
+    return dict(synth.template["Resources"]["RestAPI"])
+
+
+def test_api_stage_has_access_logs_and_throttling(synth: Synth) -> None:
+    """Access logs to a log group, throttling on every method, the account's log role first."""
+    api = rest_api(synth)
+    props = api["Properties"]
+    assert props["StageName"] == "api"
+    assert props["AccessLogSetting"]["DestinationArn"] == {
+        "Fn::GetAtt": [synth.logical_id("ApiAccessLogs/Resource"), "Arn"]}
+    assert "$context.requestId" in props["AccessLogSetting"]["Format"]
+    (method,) = props["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    assert method["ThrottlingRateLimit"] > 0 and method["ThrottlingBurstLimit"] > 0
+    assert api["DependsOn"] == ["ApiGatewayAccount"]
+
+
+def route_auth(synth: Synth) -> dict[str, str | None]:
+    """Each route's authorization type in the API definition (None: open)."""
+    swagger = rest_api(synth)["Properties"]["DefinitionBody"]
+    schemes = swagger.get("securityDefinitions", {})
+    found = {}
+    for path, methods in swagger["paths"].items():
+        for method, spec in methods.items():
+            names = [name for entry in spec.get("security", []) for name in entry]
+            types = {schemes[n].get("x-amazon-apigateway-authtype") for n in names}
+            found[f"{method.upper()} {path}"] = types.pop() if len(types) == 1 else None
+    return found
+
+
+def instance_route(route: str) -> bool:
+    """Routes the job's instance calls with its per-job secret."""
+    return route.endswith("/callback") or route.endswith("/heartbeat")
+
+
+def test_instance_routes_need_no_iam_credentials(synth: Synth) -> None:
+    """The instance's callback and heartbeat routes use the per-job secret, not IAM."""
+    routes = route_auth(synth)
+    assert [r for r in routes if instance_route(r)]
+    assert all(auth is None for route, auth in routes.items() if instance_route(route))
+
+
+@pytest.mark.xfail(strict=True, reason="IAM auth on management routes lands with issue 6; "
+                                        "remove this marker then")
+def test_management_routes_use_iam_auth(synth: Synth) -> None:
+    """Every route a person calls is signed with SigV4 (IAM auth)."""
+    routes = route_auth(synth)
+    assert all(auth == "awsSigv4" for route, auth in routes.items() if not instance_route(route)), routes
+
+
+def test_cdk_nag_runs_and_reports_nothing_unacknowledged(synth: Synth) -> None:
+    """AwsSolutions checks the app; no error or warning is left without an acknowledgment."""
+    # Python has no getter for Validations.of(app) plugins; this (deprecated) one lists them.
+    plugins = [p.name for p in synth.app.policy_validation_beta1]
+    assert "AwsSolutions" in plugins
+    violations = [f"{v['ruleName']} at {[c['constructPath'] for c in v['violatingConstructs']]}"
+                  for r in synth.report["pluginReports"] for v in r["violations"]]
+    assert synth.error is None and not violations, "\n".join(violations) or synth.error
+    warnings = [f"{path}: {entry['data']}" for path, entries in stack_metadata(synth).items()
+                for entry in entries if entry["type"] in ("aws:cdk:warning", "aws:cdk:error")]
+    assert not warnings, "\n".join(warnings)
+
+
+def stack_metadata(synth: Synth) -> dict[str, list[dict[str, Any]]]:
+    """The construct metadata of the stack in the cloud assembly, by construct path."""
+    return dict(json.loads((synth.outdir / f"{DEFAULT_STACK_NAME}.metadata.json").read_text()))
+
+
+def test_every_acknowledgment_gives_its_reason(synth: Synth) -> None:
+    """Each acknowledged finding carries a reason a reviewer can judge."""
+    metadata = stack_metadata(synth)
+    acknowledged = {rule: reason for entries in metadata.values() for entry in entries
+                    if entry["type"] == "aws:cdk:acknowledged-rules" for rule, reason in entry["data"].items()}
+    ours = {rule: reason for rule, reason in acknowledged.items() if "AwsSolutions-" in rule}
+    assert len(ours) >= 10
+    for rule, reason in ours.items():
+        assert len(reason.split()) >= 6, f"{rule}: {reason!r}"
+
+
+def test_template_passes_cfn_lint(synth: Synth) -> None:
+    """cfn-lint finds no errors in the template (SAM transform included)."""
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or "cfn-lint"
+    result = subprocess.run([cfn_lint, "--format", "json", str(synth.outdir / f"{DEFAULT_STACK_NAME}.template.json")],
+                            capture_output=True, text=True, timeout=120)
+    findings = json.loads(result.stdout or "[]")
+    errors = [f"{f['Rule']['Id']} {f['Message']}" for f in findings if f["Level"] == "Error"]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.slow
+def test_cdk_cli_synthesises_the_app(tmp_path: Path) -> None:
+    """`npx cdk synth` with the pinned CLI runs cdk.json's app, cdk-nag included, with no credentials."""
+    cli = ROOT / "node_modules" / ".bin" / "cdk"
+    if not cli.exists():
+        pytest.fail("node_modules/.bin/cdk is missing: run `npm ci` in the project root (the AWS CDK CLI "
+                    "is pinned in package.json)")
+    pinned = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    installed = json.loads((ROOT / "node_modules" / "aws-cdk" / "package.json").read_text())["version"]
+    assert installed == pinned, f"node_modules has aws-cdk {installed}, package.json pins {pinned}: run `npm ci`"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true", "CDK_DISABLE_VERSION_CHECK": "1",
+            "CDK_DISABLE_CLI_TELEMETRY": "true"}
+    result = subprocess.run(["npx", "--no-install", "cdk", "synth", "--quiet", "--no-notices",
+                             "--output", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    template = json.loads((tmp_path / f"{DEFAULT_STACK_NAME}.template.json").read_text())
+    assert "AWS::StepFunctions::StateMachine" in {r["Type"] for r in template["Resources"].values()}
