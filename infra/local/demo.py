@@ -78,7 +78,7 @@ def summary(console: Console, job: dict[str, Any], seconds: float, states: list[
     table.add_row("duration", f"{seconds:.1f} s from POST /jobs to {job['status']}")
     console.print(table)
     # Outside the table, so the path stays on one line, whatever the terminal's width.
-    console.print(f"  states passed: {' -> '.join(states)}", markup=False)
+    console.print(f"  {'states':<13}{' -> '.join(states)}", markup=False)
 
 
 def run_hello_world(api_url: str, sfn: Any, console: Console) -> dict[str, Any]:

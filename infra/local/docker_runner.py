@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ INSTANCE_DIR = "JOBSCHEDULER_LOCAL_INSTANCE_DIR"
 HOST_PATH = "JOBSCHEDULER_LOCAL_HOST_PATH"
 REAL_DOCKER = "JOBSCHEDULER_LOCAL_REAL_DOCKER"
 PREFIX = "[local docker]"
+RELAY_DRAIN_SECONDS = 1.0
 
 
 @dataclass
@@ -153,16 +155,25 @@ def _supervise(argv: list[str], env: dict[str, str], spec: RunSpec, shipper: Log
     pid_file.write_text(str(process.pid))
     # A TERM for the "container" (docker stop) or the whole instance reaches the job.
     signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    relay = threading.Thread(target=_relay, args=(process, shipper), daemon=True)
+    relay.start()
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            if shipper:
-                shipper.add(line.rstrip("\n"))
-        return _exit_code(process.wait())
+        code = _exit_code(process.wait())
     finally:
         pid_file.unlink(missing_ok=True)
+    # A container ends with its main process; a background child still holding the
+    # output must not keep it "running" (it dies when the instance powers off).
+    relay.join(timeout=RELAY_DRAIN_SECONDS)
+    return code
+
+
+def _relay(process: subprocess.Popen[str], shipper: LogShipper | None) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        if shipper:
+            shipper.add(line.rstrip("\n"))
 
 
 def stop(args: list[str]) -> int:

@@ -25,6 +25,8 @@ def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: 
     Exit status: with ``once``, 0 only if the job ended TerminatedOK; 2 if a port is taken.
     """
     stack = LocalStack(api_port, aws_port, console)
+    # Explicitly, since a shell starts background jobs with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
     try:
         console.print("[bold]jobscheduler local[/bold]: starting moto, the API and the instance emulator ...")
@@ -53,8 +55,9 @@ def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: 
         # A second Ctrl-C must not cut the cleanup short and leave instances running.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-        console.print("stopped: moto, the API and every instance process are gone")
+        if stack.started:
+            stack.stop()
+            console.print("stopped: moto, the API and every instance process are gone")
 
 
 def _banner(stack: LocalStack, console: Console) -> None:

@@ -67,6 +67,11 @@ class LocalStack:
             self.stop()
             raise
 
+    @property
+    def started(self) -> bool:
+        """Is anything running that :meth:`stop` must stop?"""
+        return bool(self._stops)
+
     def stop(self) -> None:
         """Stop everything started, newest first; instance processes are killed, ports released."""
         while self._stops:

@@ -1,0 +1,25 @@
+# The verbs a newcomer looks for. `make run` and `make test` work on a fresh clone.
+.PHONY: install test run lint
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+install: $(STAMP)
+
+# Reinstalls only when the dependencies change.
+$(STAMP): pyproject.toml $(wildcard package-lock.json)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -e '.[dev]'
+	if [ -f package.json ]; then npm ci; fi
+	touch $(STAMP)
+
+test: install
+	$(VENV)/bin/pytest
+
+# The whole system on this machine: hello-world runs to its end, then it keeps serving until Ctrl-C.
+run: install
+	$(VENV)/bin/jobscheduler local
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
