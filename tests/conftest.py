@@ -77,3 +77,30 @@ def load(path: Path) -> dict:
     return dict(json.loads(path.read_text()))
 
 
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A fresh fault matrix table each run (the controller clears it, not the xdist workers)."""
+    if not hasattr(config, "workerinput"):
+        from tests.test_fault_matrix import MATRIX_FILE
+
+        MATRIX_FILE.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fault matrix as a table when it ran."""
+    from tests.test_fault_matrix import MATRIX_FILE
+
+    if not MATRIX_FILE.exists():
+        return
+    rows = [json.loads(line) for line in MATRIX_FILE.read_text().splitlines()]
+    order = ["waiting", "requesting", "launched", "running", "terminating"]
+    rows.sort(key=lambda r: (order.index(r["phase"]), r["fault"]))
+    terminalreporter.section(f"fault matrix: {len(rows)} scenarios")
+    widths = [11, 24, 13, 18]
+    terminalreporter.write_line("  ".join(h.ljust(w) for h, w in zip(
+        ("phase", "fault", "status", "attempts"), widths, strict=True)) + "  reason")
+    for r in rows:
+        cells = (r["phase"], r["fault"], r["status"], r["attempts"])
+        terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+                                    + "  " + r["reason"])

@@ -72,8 +72,9 @@ def injected() -> Iterator[Faults]:
 
 
 def update_of(job_field: str) -> Callable[..., bool]:
-    """A ``when`` for DynamoDB ``update_item`` calls whose update expression mentions ``job_field``."""
+    """A ``when`` for DynamoDB ``update_item`` calls that write ``job_field`` (by name or placeholder)."""
     def matches(*args: Any, **kwargs: Any) -> bool:
-        expression = kwargs.get("update_expression") or next((a for a in args if isinstance(a, str) and "SET" in a), "")
-        return job_field in (expression or "")
+        expression = kwargs.get("update_expression") or (args[2] if len(args) > 2 else "")
+        names = kwargs.get("expression_attribute_names") or (args[3] if len(args) > 3 else {}) or {}
+        return job_field in (expression or "") or job_field in names.values()
     return matches

@@ -65,7 +65,7 @@ def wait_for(job_id: str, statuses: set[str] | frozenset[str], timeout: float = 
         time.sleep(0.1)
 
 
-def wait_terminal(job_id: str, timeout: float = 30) -> dict[str, Any]:
+def wait_terminal(job_id: str, timeout: float = 60) -> dict[str, Any]:
     """The job once terminal and its execution no longer running."""
     job = wait_for(job_id, jobs.TERMINAL, timeout)
     sfn = boto3.client("stepfunctions")

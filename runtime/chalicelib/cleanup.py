@@ -86,7 +86,10 @@ def end_job(job_id: str, reason: str) -> str | None:
         status = jobs.CANCELLED
     else:
         status = AFTER_FINISH.get(job["status"], jobs.FAILED)
-    written = store.end_if_not_terminal(job_id, status, reason, jobs.timestamp(jobs.now()))
+    moment = jobs.timestamp(jobs.now())
+    attempts = [a if a.get("outcome") else {**a, "outcome": status, "endedAt": moment}
+                for a in job.get("attempts", [])]
+    written = store.end_if_not_terminal(job_id, status, reason, moment, attempts)
     return written["status"] if written else None
 
 

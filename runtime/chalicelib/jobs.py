@@ -30,6 +30,7 @@ STATUSES = (SCHEDULED, REQUESTED, RUNNING, FINISHED_OK, FINISHED_NOK, INTERRUPTE
 
 CAPACITY_POLICIES = ("spot", "on-demand", "spot-then-on-demand")
 MAX_AHEAD = timedelta(days=365)
+WORKFLOW_MARGIN = timedelta(days=1)
 MAX_RUNTIME_SECONDS = 30 * 24 * 3600
 DEFAULT_RUNTIME_SECONDS = 3600
 
@@ -89,8 +90,8 @@ def new_job(body: Any) -> dict[str, Any]:
     if unknown:
         raise JobError(unknown[0], f"is not a job field (allowed: {', '.join(sorted(FIELDS))})")
     created = now()
-    scheduled = _scheduled_at(body.get("scheduledAt"), created)
     runtime = _int(body, "maxRuntimeSeconds", DEFAULT_RUNTIME_SECONDS, 1, MAX_RUNTIME_SECONDS)
+    scheduled = _scheduled_at(body.get("scheduledAt"), created, runtime)
     job: dict[str, Any] = {
         "jobId": str(uuid.uuid4()),
         "name": _name(body.get("name")),
@@ -127,12 +128,14 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _scheduled_at(value: Any, created: datetime) -> datetime:
+def _scheduled_at(value: Any, created: datetime, runtime: int) -> datetime:
     if value is None:
         return created
     moment = parse_time("scheduledAt", value)
-    if moment - created > MAX_AHEAD:
-        raise JobError("scheduledAt", "is more than a year ahead (a workflow execution lasts at most a year)")
+    # The whole execution (wait, capacity, run) must fit a workflow's one-year limit.
+    if moment + timedelta(seconds=runtime) + WORKFLOW_MARGIN - created > MAX_AHEAD:
+        raise JobError("scheduledAt", "is too far ahead: a job must start and end within a year "
+                                      "(scheduledAt + maxRuntimeSeconds + one day)")
     return max(moment, created)
 
 

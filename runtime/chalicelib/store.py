@@ -115,10 +115,13 @@ def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...]
     return from_item(result["Attributes"])
 
 
-def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str) -> dict[str, Any] | None:
-    """Move the job to a terminal status unless it already has one."""
-    return update(job_id, {"status": status, "statusReason": reason, "updatedAt": moment, "endedAt": moment},
-                  not_in=tuple(sorted(TERMINAL)), remove=("taskToken",))
+def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str,
+                        attempts: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """Move the job to a terminal status unless it already has one (optionally closing its attempts)."""
+    values: dict[str, Any] = {"status": status, "statusReason": reason, "updatedAt": moment, "endedAt": moment}
+    if attempts is not None:
+        values["attempts"] = attempts
+    return update(job_id, values, not_in=tuple(sorted(TERMINAL)), remove=("taskToken",))
 
 
 def list_jobs(status: str | None, limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:

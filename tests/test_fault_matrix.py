@@ -1,0 +1,344 @@
+"""Phases x faults: after every scenario no instance is left and the job tells the truth.
+
+Each scenario holds the job in one phase (waiting, requesting capacity,
+launched and booting, running, terminating), injects one fault into the
+emulated AWS or plays one event, then lets the system settle. The table of
+outcomes is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.dynamodb.models import DynamoDBBackend
+from moto.ec2.models import EC2Backend
+
+from chalicelib import jobs, store
+from tests.faults import Faults, injected, update_of
+from tests.support import Instance, execution_status, instances, live_instances, post_job, wait_for, wait_terminal
+
+MATRIX_FILE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "fault-matrix.jsonl"
+
+
+@dataclass
+class Run:
+    """What a scenario works with."""
+
+    api: Any
+    aws: Any
+    faults: Faults
+    job: dict[str, Any]
+
+    @property
+    def job_id(self) -> str:
+        return str(self.job["jobId"])
+
+    def instance(self, previous: str | None = None) -> Instance:
+        return Instance(self.api, self.job_id, previous=previous)
+
+    def stop_execution(self) -> None:
+        """A console Stop, then EventBridge's ABORTED event to the handler."""
+
+        boto3.client("stepfunctions").stop_execution(executionArn=self.job["executionArn"])
+        self.ended_event("ABORTED")
+
+    def ended_event(self, status: str) -> None:
+        from app import on_execution_ended
+
+        on_execution_ended({"detail": {"executionArn": self.job["executionArn"], "name": self.job_id,
+                                       "stateMachineArn": self.aws.state_machine_arn, "status": status}}, None)
+
+    def cancel(self) -> int:
+        return int(self.api.http.post(f"/jobs/{self.job_id}/cancel").status_code)
+
+    def interrupt(self, instance_id: str) -> None:
+        from app import on_spot_interruption
+
+        on_spot_interruption({"detail": {"instance-id": instance_id}}, None)
+
+
+def soon(seconds: int = 2) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def booting(faults: Faults) -> Callable[[], None]:
+    """Launched instances stay 'pending' for the workflow until the returned release() is called."""
+    original = EC2Backend.describe_instance_status
+    held = {"on": True}
+
+    def describe(backend: Any, instance_ids: list[str], include_all_instances: bool, filters: Any) -> Any:
+        # moto passes filters as [{"name": ..., "values": [...]}]
+        wanted = [v for f in filters or [] if f["name"] == "instance-state-name" for v in f["values"]]
+        if held["on"] and wanted:
+            if wanted == ["running"]:
+                return []
+            others = [f for f in filters if f["name"] != "instance-state-name"]
+            return [i for i in original(backend, instance_ids, include_all_instances, others)
+                    if i.state == "running"]
+        return original(backend, instance_ids, include_all_instances, filters)
+
+    EC2Backend.describe_instance_status = describe  # type: ignore[method-assign]
+    faults._undo.append(lambda: setattr(EC2Backend, "describe_instance_status", original))
+    return lambda: held.update(on=False)
+
+
+def terminate_externally(instance_id: str) -> None:
+    boto3.client("ec2").terminate_instances(InstanceIds=[instance_id])
+
+
+# --- scenarios: each drives one phase x fault and returns the job's final record --------------------------
+
+
+def waiting_aws_fails_once(r: Run) -> None:
+    r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("requestedAt"))
+    r.instance().callback(0)
+
+
+def waiting_aws_fails_always(r: Run) -> None:
+    r.faults.fail(DynamoDBBackend, "update_item", when=update_of("requestedAt"))
+
+
+def waiting_stopped(r: Run) -> None:
+    r.stop_execution()
+
+
+def waiting_cancel(r: Run) -> None:
+    assert r.cancel() == 202
+
+
+def requesting_aws_fails_once(r: Run) -> None:
+    r.faults.fail(EC2Backend, "create_fleet", times=1)
+    r.instance().callback(0)
+
+
+def requesting_aws_fails_always(r: Run) -> None:
+    r.faults.fail(EC2Backend, "create_fleet")
+
+
+def requesting_stopped(r: Run) -> None:
+    r.faults.no_spot_capacity()
+    wait_for(r.job_id, {jobs.REQUESTED})
+    r.stop_execution()
+
+
+def requesting_cancel(r: Run) -> None:
+    r.faults.no_spot_capacity()
+    wait_for(r.job_id, {jobs.REQUESTED})
+    assert r.cancel() == 202
+
+
+def requesting_capacity_returns(r: Run) -> None:
+    r.faults.no_spot_capacity()
+    wait_for(r.job_id, {jobs.REQUESTED})
+    time.sleep(1.2)
+    r.faults.clear()
+    r.instance().callback(0)
+
+
+def launched_record_fails(r: Run) -> None:
+    r.faults.fail(DynamoDBBackend, "update_item", when=update_of("list_append"))
+
+
+def launched_stopped(r: Run) -> None:
+    booting(r.faults)
+    r.instance()
+    r.stop_execution()
+
+
+def launched_instance_disappears(r: Run) -> None:
+    release = booting(r.faults)
+    first = r.instance()
+    terminate_externally(first.instance_id)
+    second = r.instance(previous=first.instance_id)
+    release()
+    second.callback(0)
+
+
+def launched_cancel(r: Run) -> None:
+    release = booting(r.faults)
+    r.instance()
+    assert r.cancel() == 202
+    release()
+
+
+def launched_quick_callback(r: Run) -> None:
+    release = booting(r.faults)
+    r.instance().callback(0)
+    release()
+
+
+def launched_never_boots(r: Run) -> None:
+    booting(r.faults)
+    r.instance()
+
+
+def running_aws_fails_once(r: Run) -> None:
+    instance = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("finishedAt"))
+    assert instance.callback(0).status_code >= 500  # the bootstrap retries a 5xx ...
+    assert instance.callback(0).status_code == 202  # ... and the retry lands
+
+
+def running_stopped(r: Run) -> None:
+    r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    r.stop_execution()
+
+
+def running_no_callback(r: Run) -> None:
+    r.instance()
+
+
+def running_instance_disappears(r: Run) -> None:
+    instance = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    terminate_externally(instance.instance_id)
+
+
+def running_spot_interruption(r: Run) -> None:
+    first = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    r.interrupt(first.instance_id)
+    r.instance(previous=first.instance_id).callback(0)
+
+
+def running_duplicate_callback(r: Run) -> None:
+    instance = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    assert instance.callback(0).status_code == 202
+    assert instance.callback(0).status_code in (202, 409)
+
+
+def running_cancel(r: Run) -> None:
+    r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    assert r.cancel() == 202
+
+
+def running_exits_nonzero(r: Run) -> None:
+    r.instance().callback(2)
+
+
+def terminating_aws_fails_once(r: Run) -> None:
+    r.faults.fail(EC2Backend, "terminate_instances", times=1)
+    r.instance().callback(0)
+
+
+def terminating_aws_fails_always(r: Run) -> None:
+    r.faults.fail(EC2Backend, "terminate_instances")
+    r.instance().callback(0)
+    settle(r)
+    r.faults.clear()
+    r.ended_event("FAILED")
+
+
+def terminating_late_callback(r: Run) -> None:
+    instance = r.instance()
+    instance.callback(0)
+    wait_terminal(r.job_id)
+    assert instance.callback(0).status_code == 409
+
+
+def terminating_cancel(r: Run) -> None:
+    r.instance().callback(0)
+    wait_terminal(r.job_id)
+    assert r.cancel() == 409
+
+
+def terminating_stopped(r: Run) -> None:
+    r.faults.fail(EC2Backend, "terminate_instances")
+    r.instance().callback(0)
+    wait_for(r.job_id, {jobs.FINISHED_OK})
+    time.sleep(0.5)
+    r.faults.clear()
+    r.stop_execution()
+
+
+def settle(r: Run) -> None:
+    execution_status(r.job["executionArn"], settle=60)
+
+
+# phase, fault, scenario, job fields, expected status, reason fragment, attempts
+SCENARIOS = [
+    ("waiting", "AWS call fails once", waiting_aws_fails_once, {"scheduledAt": soon}, "TerminatedOK", "exited 0", 1),
+    ("waiting", "AWS call keeps failing", waiting_aws_fails_always, {"scheduledAt": soon}, "Failed", "could not", 0),
+    ("waiting", "execution stopped", waiting_stopped, {"scheduledAt": soon}, "Failed", "ABORTED", 0),
+    ("waiting", "cancel", waiting_cancel, {"scheduledAt": soon}, "Cancelled", "cancelled", 0),
+    ("requesting", "AWS call fails once", requesting_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
+    ("requesting", "AWS call keeps failing", requesting_aws_fails_always, {}, "Failed", "no capacity", 0),
+    ("requesting", "execution stopped", requesting_stopped, {}, "Failed", "ABORTED", 0),
+    ("requesting", "cancel", requesting_cancel, {}, "Cancelled", "cancelled", 0),
+    ("requesting", "capacity comes back", requesting_capacity_returns, {}, "TerminatedOK", "exited 0", 1),
+    ("launched", "AWS call keeps failing", launched_record_fails, {}, "Failed", "could not record", 0),
+    ("launched", "execution stopped", launched_stopped, {}, "Failed", "ABORTED", 1),
+    ("launched", "instance disappears", launched_instance_disappears, {}, "TerminatedOK", "exited 0", 2),
+    ("launched", "cancel", launched_cancel, {}, "Cancelled", "cancelled", 1),
+    ("launched", "callback before running", launched_quick_callback, {}, "TerminatedOK", "exited 0", 1),
+    ("launched", "never reaches running", launched_never_boots, {}, "Failed", "did not reach running", 1),
+    ("running", "AWS call fails once", running_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
+    ("running", "execution stopped", running_stopped, {}, "Failed", "ABORTED", 1),
+    ("running", "callback never comes", running_no_callback, {"maxRuntimeSeconds": 3}, "TimedOut", "maxRuntime", 1),
+    ("running", "instance disappears", running_instance_disappears, {"maxRuntimeSeconds": 3}, "TimedOut",
+     "maxRuntime", 1),
+    ("running", "Spot interruption", running_spot_interruption, {}, "TerminatedOK", "exited 0", 2),
+    ("running", "duplicate callback", running_duplicate_callback, {}, "TerminatedOK", "exited 0", 1),
+    ("running", "cancel", running_cancel, {}, "Cancelled", "cancelled", 1),
+    ("running", "container exits 2", running_exits_nonzero, {}, "TerminatedNOK", "exited 2", 1),
+    ("terminating", "AWS call fails once", terminating_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
+    ("terminating", "AWS call keeps failing", terminating_aws_fails_always, {}, "TerminatedOK", "FAILED", 1),
+    ("terminating", "late callback", terminating_late_callback, {}, "TerminatedOK", "exited 0", 1),
+    ("terminating", "cancel", terminating_cancel, {}, "TerminatedOK", "exited 0", 1),
+    ("terminating", "execution stopped", terminating_stopped, {}, "TerminatedOK", "ABORTED", 1),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("phase", "fault", "drive", "fields", "status", "reason", "attempts"), SCENARIOS,
+                         ids=[f"{p}-{f.replace(' ', '-')}" for p, f, *_ in SCENARIOS])
+def test_fault_matrix(api, aws, phase, fault, drive, fields, status, reason, attempts):
+    """One phase x one fault: no instance left, the job terminal with the right status, reason and attempts."""
+    with injected() as faults:
+        body = {"image": "hello-world:latest", "maxRuntimeSeconds": 60}
+        body.update({k: v() if callable(v) else v for k, v in fields.items()})
+        response = post_job(api, body)
+        assert response.status_code == 201, response.body
+        run = Run(api, aws, faults, response.json_body)
+        drive(run)
+        done = wait_terminal(run.job_id, timeout=90)
+        settle(run)
+    record(phase, fault, done)
+    assert done["status"] == status, done["statusReason"]
+    assert reason in done["statusReason"]
+    assert live_instances() == []
+    assert_attempts_consistent(done, attempts)
+
+
+def assert_attempts_consistent(job: dict[str, Any], expected: int) -> None:
+    """Every attempt closed, each on its own instance, each instance gone; the job's instance is the last one."""
+    attempts = job["attempts"]
+    assert len(attempts) == expected, attempts
+    assert len({a["instanceId"] for a in attempts}) == len(attempts)
+    assert all(a.get("outcome") and a.get("endedAt") for a in attempts), attempts
+    assert all(a["outcome"] in ("Preempted", "Lost") for a in attempts[:-1])
+    if attempts:
+        assert job["instanceId"] == attempts[-1]["instanceId"]
+        states = {i["InstanceId"]: i["State"]["Name"] for i in instances(job["jobId"])}
+        assert all(states[a["instanceId"]] == "terminated" for a in attempts)
+    assert store.get(job["jobId"]).get("taskToken") is None
+
+
+def record(phase: str, fault: str, job: dict[str, Any]) -> None:
+    MATRIX_FILE.parent.mkdir(exist_ok=True)
+    row = {"phase": phase, "fault": fault, "status": job["status"], "reason": job["statusReason"],
+           "attempts": "/".join(a.get("outcome", "?") for a in job["attempts"]) or "-"}
+    with MATRIX_FILE.open("a") as out:
+        out.write(json.dumps(row) + "\n")
