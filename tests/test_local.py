@@ -60,6 +60,11 @@ def processes_under(directory: Path) -> list[int]:
     return found
 
 
+def entered_states(sfn: Any, execution_arn: str) -> list[str]:
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
 def work_files(output: str) -> Path:
     line = next(line for line in output.splitlines() if line.startswith(WORK_FILES))
     return Path(line.removeprefix(WORK_FILES).strip())
@@ -205,9 +210,15 @@ def test_local_execution_stopped_from_outside_ends_the_job(stack):
     """A Stop runs no Catch: the execution-ended event reaches the runtime's handler, which ends the job."""
     later = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     job = stack.schedule({**SLEEPER, "scheduledAt": later})
-    # While it waits for its time: moto stops an execution there at once, but not
-    # inside a waitForTaskToken task (RunJob), which it ends only after the callback.
-    stack.client("stepfunctions").stop_execution(executionArn=job["executionArn"], cause="console Stop")
+    sfn = stack.client("stepfunctions")
+    # While it waits for its time: moto stops an execution there at once, but ignores a
+    # Stop that comes before the first state, and inside a waitForTaskToken task (RunJob)
+    # it ends the execution only after the callback.
+    deadline = time.monotonic() + 10
+    while "WaitUntilScheduled" not in entered_states(sfn, job["executionArn"]):
+        assert time.monotonic() < deadline, "the execution never entered WaitUntilScheduled"
+        time.sleep(0.1)
+    sfn.stop_execution(executionArn=job["executionArn"], cause="console Stop")
     done = stack.wait_terminal(job["jobId"], timeout=30)
     assert done["status"] == "Failed" and "ABORTED" in done["statusReason"]
     assert done.get("attempts", []) == []
