@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	touch $(STAMP)
 
 test: install
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 # The whole system on this machine: hello-world runs to its end, then it keeps serving until Ctrl-C.
 run: install

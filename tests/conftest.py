@@ -31,6 +31,7 @@ FAST_TIMING = {
     config.BACKOFF_SECONDS: "1",
     config.PROVISIONING_SECONDS: "3",
     config.BOOT_SECONDS: "4",
+    config.STOP_GRACE_SECONDS: "1",
 }
 
 

@@ -15,6 +15,7 @@ from tests.support import (
     live_instances,
     post_job,
     states_passed,
+    wait_for,
     wait_terminal,
 )
 
@@ -33,6 +34,7 @@ def test_happy_path_terminates_ok(api):
     """A job whose container exits 0 ends TerminatedOK, its instance terminated."""
     job = schedule(api)
     instance = Instance(api, job["jobId"])
+    wait_for(job["jobId"], {jobs.RUNNING})
     assert instance.callback(0).status_code == 202
     done = wait_terminal(job["jobId"])
     assert (done["status"], done["exitCode"]) == (jobs.TERMINATED_OK, 0)

@@ -125,6 +125,8 @@ class LocalCloud:
             config.BACKOFF_SECONDS: "2",
             config.PROVISIONING_SECONDS: "30",
             config.BOOT_SECONDS: "30",
+            # The instance emulator's docker stop grace is 5 s (see standins.py).
+            config.STOP_GRACE_SECONDS: "6",
         }
 
 

@@ -23,6 +23,7 @@ BACKOFF_SECONDS = "BACKOFF_SECONDS"
 PROVISIONING_SECONDS = "PROVISIONING_SECONDS"
 BOOT_SECONDS = "BOOT_SECONDS"
 MAX_ATTEMPTS = "MAX_ATTEMPTS"
+STOP_GRACE_SECONDS = "STOP_GRACE_SECONDS"
 
 FALLBACK_INSTANCE_TYPES = "m7i.large,m6i.large,m6a.large,m5.large,c6i.large,c5.large"
 
@@ -99,3 +100,11 @@ def boot_seconds() -> int:
 def max_attempts() -> int:
     """Default number of instances a job may use when Spot interrupts it."""
     return _seconds(MAX_ATTEMPTS, 3)
+
+
+def stop_grace_seconds() -> int:
+    """How long a preempted instance gets to stop its container before the workflow terminates it.
+
+    Spot warns two minutes ahead; the bootstrap's own grace is 90 seconds.
+    """
+    return _seconds(STOP_GRACE_SECONDS, 90)

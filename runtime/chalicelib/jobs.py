@@ -121,11 +121,23 @@ def new_job(body: Any) -> dict[str, Any]:
 
 def public(job: dict[str, Any]) -> dict[str, Any]:
     """The job as the API returns it: never the task token or the callback secret's hash."""
-    view = {k: v for k, v in job.items() if k not in PRIVATE_FIELDS}
+    view = {k: _uniform_time(k, v) for k, v in job.items() if k not in PRIVATE_FIELDS}
+    view["attempts"] = [{k: _uniform_time(k, v) for k, v in a.items()} for a in job.get("attempts", [])]
     view.setdefault("exitCode", None)
     view.setdefault("executionArn", None)
     view.setdefault("attempts", [])
     return view
+
+
+def _uniform_time(field: str, value: Any) -> Any:
+    # The workflow writes Step Functions' own timestamps (fractions, +00:00);
+    # the API shows every time as the runtime writes it: UTC to the second with a Z.
+    if not (field.endswith("At") and isinstance(value, str) and "T" in value):
+        return value
+    try:
+        return timestamp(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        return value
 
 
 def _scheduled_at(value: Any, created: datetime, runtime: int) -> datetime:

@@ -52,7 +52,8 @@ def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
             "onDemandRequests": on_demand_requests,
             "lastAttempt": job["maxAttempts"] - 1,
         },
-        "timing": {"pollSeconds": poll, "backoffSeconds": backoff, "maxPolls": max_polls},
+        "timing": {"pollSeconds": poll, "backoffSeconds": backoff, "maxPolls": max_polls,
+                   "stopGraceSeconds": config.stop_grace_seconds()},
         "counters": {"attempt": 0, "requests": 1, "polls": 0},
     }
 
