@@ -6,6 +6,7 @@ from CDK context values (``cdk deploy -c name=value``); see ``Settings``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,7 +208,9 @@ class JobSchedulerStack(cdk.Stack):
                config.LAUNCH_TEMPLATE_ID: self.launch_template.launch_template_id or "",
                config.SUBNET_IDS: cdk.Fn.join(",", list(self.network.subnet_ids)),
                config.STACK_TAG: self.stack_tag,
-               config.JOB_LOG_GROUP: self.job_logs.log_group_name}
+               config.JOB_LOG_GROUP: self.job_logs.log_group_name,
+               config.SECRET_PARAMETER_PREFIX: self.settings.parameter_prefix,
+               config.SECRET_NAME_PREFIX: self.settings.secret_prefix}
         if self.settings.default_instance_types:
             env[config.DEFAULT_INSTANCE_TYPES] = self.settings.default_instance_types
         stage_config = {
@@ -242,6 +245,23 @@ class JobSchedulerStack(cdk.Stack):
         }])
         if self.settings.api_gateway_log_role:
             rest_api.node.add_dependency(self._create_api_gateway_log_role())
+        self._explain_auth_failures(rest_api)
+
+    def _explain_auth_failures(self, rest_api: cdk.CfnResource) -> None:
+        """IAM denials answer in the API's own error shape, naming what to fix."""
+        answers = {
+            "UNAUTHORIZED": ("401", "UnauthorizedError", "Authorization: sign the request with SigV4 (IAM auth)"),
+            "MISSING_AUTHENTICATION_TOKEN": (
+                "403", "ForbiddenError", "Authorization: no such route, or the request is not signed with SigV4"),
+            "INVALID_SIGNATURE": ("403", "ForbiddenError", "Authorization: the SigV4 signature does not match"),
+            "EXPIRED_TOKEN": ("403", "ForbiddenError", "Authorization: the credentials have expired"),
+            "ACCESS_DENIED": ("403", "ForbiddenError", "Authorization: this identity may not call this route"),
+        }
+        for kind, (status, code, message) in answers.items():
+            body = json.dumps({"Code": code, "Message": message})
+            apigw.CfnGatewayResponse(self, f"Answer{kind.title().replace('_', '')}", rest_api_id=rest_api.ref,
+                                     response_type=kind, status_code=status,
+                                     response_templates={"application/json": body})
 
     def _create_api_gateway_log_role(self) -> apigw.CfnAccount:
         """API Gateway writes access logs only once the region's account setting names a role."""

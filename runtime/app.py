@@ -14,6 +14,7 @@ from chalice import (
     Chalice,
     ConflictError,
     ForbiddenError,
+    IAMAuthorizer,
     NotFoundError,
     Response,
     UnauthorizedError,
@@ -24,6 +25,9 @@ from chalicelib import auth, cleanup, config, jobs, lifecycle, store
 from chalicelib.jobs import JobError
 
 app = Chalice(app_name="jobscheduler")
+# People (and their tools) sign management calls with SigV4; the instance routes
+# use the job's own callback secret instead, since an instance has no such identity.
+iam = IAMAuthorizer()
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -86,15 +90,30 @@ def api_url() -> str:
     return f"{proto}://{request.headers.get('host', 'localhost')}"
 
 
-@app.route("/jobs", methods=["POST"])
+def idempotency() -> tuple[str, str] | None:
+    """(caller, key) from the Idempotency-Key header; keys are scoped to the signed-in caller."""
+    request = current()
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise JobError("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+    identity = (request.context or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "anonymous"), key
+
+
+@app.route("/jobs", methods=["POST"], authorizer=iam)
 @api_errors
 def schedule_job() -> Response:
-    """Schedule a job: 201 with the job and its Location."""
-    job = lifecycle.schedule(json_body(), api_url())
-    return Response(body=jobs.public(job), status_code=201, headers={"Location": f"/jobs/{job['jobId']}"})
+    """Schedule a job: 201 with the job and its Location (200 when an Idempotency-Key repeats)."""
+    job, created = lifecycle.schedule(json_body(), api_url(), idempotency())
+    headers: dict[str, str | list[str]] = {"Location": f"/jobs/{job['jobId']}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(body=jobs.public(job), status_code=201 if created else 200, headers=headers)
 
 
-@app.route("/jobs", methods=["GET"])
+@app.route("/jobs", methods=["GET"], authorizer=iam)
 @api_errors
 def list_jobs() -> dict[str, Any]:
     """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
@@ -112,7 +131,7 @@ def list_jobs() -> dict[str, Any]:
     return {"jobs": [jobs.public(j) for j in items], "nextToken": token}
 
 
-@app.route("/jobs/{job_id}", methods=["GET"])
+@app.route("/jobs/{job_id}", methods=["GET"], authorizer=iam)
 @api_errors
 def get_job(job_id: str) -> dict[str, Any]:
     """The job with its status, attempts and execution."""
@@ -129,7 +148,7 @@ def callback(job_id: str) -> Response:
                     status_code=202)
 
 
-@app.route("/jobs/{job_id}/cancel", methods=["POST"])
+@app.route("/jobs/{job_id}/cancel", methods=["POST"], authorizer=iam)
 @api_errors
 def cancel_job(job_id: str) -> Response:
     """Cancel the job in any phase: 202; 409 once it has ended."""

@@ -327,6 +327,8 @@ def test_api_functions_use_the_stacks_role_and_configuration(synth: Synth) -> No
         assert variables[config.LAUNCH_TEMPLATE_ID] == {"Ref": synth.logical_id("JobInstance/Resource")}
         assert variables[config.STACK_TAG] == DEFAULT_STACK_NAME
         assert variables[config.JOB_LOG_GROUP] == {"Ref": synth.logical_id("JobLogs/Resource")}
+        assert variables[config.SECRET_PARAMETER_PREFIX] == "/jobscheduler/"
+        assert variables[config.SECRET_NAME_PREFIX] == "jobscheduler/"
         subnets = variables[config.SUBNET_IDS]["Fn::Join"]
         assert subnets[0] == "," and len(subnets[1]) == len(synth.resources("AWS::EC2::Subnet"))
 
@@ -443,8 +445,17 @@ def test_instance_routes_need_no_iam_credentials(synth: Synth) -> None:
     assert all(auth is None for route, auth in routes.items() if instance_route(route))
 
 
-@pytest.mark.xfail(strict=True, reason="IAM auth on management routes lands with issue 6; "
-                                        "remove this marker then")
+def test_iam_denials_answer_in_the_api_error_shape(synth: Synth) -> None:
+    """A missing or bad signature gets a JSON body with Code and a Message naming Authorization."""
+    answers = {r["Properties"]["ResponseType"]: r["Properties"]
+               for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()}
+    assert {"UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE", "ACCESS_DENIED"} <= set(answers)
+    for props in answers.values():
+        body = json.loads(props["ResponseTemplates"]["application/json"])
+        assert body["Code"] in ("UnauthorizedError", "ForbiddenError")
+        assert body["Message"].startswith("Authorization:") and props["StatusCode"] in ("401", "403")
+
+
 def test_management_routes_use_iam_auth(synth: Synth) -> None:
     """Every route a person calls is signed with SigV4 (IAM auth)."""
     routes = route_auth(synth)

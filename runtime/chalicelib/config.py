@@ -24,6 +24,8 @@ PROVISIONING_SECONDS = "PROVISIONING_SECONDS"
 BOOT_SECONDS = "BOOT_SECONDS"
 MAX_ATTEMPTS = "MAX_ATTEMPTS"
 STOP_GRACE_SECONDS = "STOP_GRACE_SECONDS"
+SECRET_PARAMETER_PREFIX = "SECRET_PARAMETER_PREFIX"
+SECRET_NAME_PREFIX = "SECRET_NAME_PREFIX"
 
 FALLBACK_INSTANCE_TYPES = "m7i.large,m6i.large,m6a.large,m5.large,c6i.large,c5.large"
 
@@ -108,3 +110,13 @@ def stop_grace_seconds() -> int:
     Spot warns two minutes ahead; the bootstrap's own grace is 90 seconds.
     """
     return _seconds(STOP_GRACE_SECONDS, 90)
+
+
+def secret_parameter_prefix() -> str:
+    """SSM parameters a job may name as secrets start with this (the instance role reads nothing else)."""
+    return os.environ.get(SECRET_PARAMETER_PREFIX) or "/jobscheduler/"
+
+
+def secret_name_prefix() -> str:
+    """Secrets Manager secrets a job may name start with this."""
+    return os.environ.get(SECRET_NAME_PREFIX) or "jobscheduler/"

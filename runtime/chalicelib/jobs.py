@@ -246,4 +246,11 @@ def _secrets(value: Any) -> dict[str, str]:
             raise JobError(field, "is not a valid variable name")
         if not isinstance(ref, str) or len(ref) > 2048 or not (_SSM_NAME.match(ref) or _SECRET_ARN.match(ref)):
             raise JobError(field, "must be an SSM parameter name or a Secrets Manager secret ARN")
+        # The instance role may read only under these prefixes: refuse now what would fail at boot.
+        parameters, names = config.secret_parameter_prefix(), config.secret_name_prefix()
+        if _SECRET_ARN.match(ref):
+            if not ref.split(":secret:", 1)[1].startswith(names):
+                raise JobError(field, f"must name a secret under {names}")
+        elif not ref.startswith(parameters):
+            raise JobError(field, f"must name a parameter under {parameters}")
     return dict(value)

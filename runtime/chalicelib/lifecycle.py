@@ -6,7 +6,10 @@ only parse the request and shape the response.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import uuid
 from typing import Any
 
 from . import auth, bootstrap, config, jobs, store, workflow
@@ -15,6 +18,7 @@ from .jobs import JobError
 log = logging.getLogger(__name__)
 
 FINISHED = {"FinishedOK": jobs.TERMINATED_OK, "FinishedNOK": jobs.TERMINATED_NOK}
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f8a3e-52c4-4a47-9d2e-8f0d6c1e7a55")
 
 
 class NotFound(Exception):
@@ -29,28 +33,78 @@ class StartFailed(Exception):
     """The execution could not be started; the job was marked Failed."""
 
 
-def schedule(body: Any, api_url: str) -> dict[str, Any]:
-    """Validate, store and start one job; returns the stored job.
+def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None) -> tuple[dict[str, Any], bool]:
+    """Validate, store and start one job; returns the stored job and whether it is new.
 
     Everything is validated (user data size included) before anything is written.
+    ``idempotency`` is (caller, key): the same key from the same caller returns
+    the job it first created (one job, one execution, one instance); the same
+    key with another body is a :class:`Conflict`.
     """
     job = jobs.new_job(body)
+    if idempotency:
+        job["jobId"] = idempotent_id(*idempotency)
+        job["bodyHash"] = _body_hash(body)
+    existing = store.get(job["jobId"]) if idempotency else None
+    if existing is not None:
+        return _replay(existing, job, api_url), False
+    try:
+        return _store_and_start(job, api_url), True
+    except store.AlreadyExists:
+        # The same key raced itself: the other request created it.
+        return _replay(get(job["jobId"]), job, api_url), False
+
+
+def idempotent_id(caller: str, key: str) -> str:
+    """The job id a caller's idempotency key stands for (so a repeat cannot create a second job)."""
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{caller}\n{key}"))
+
+
+def _store_and_start(job: dict[str, Any], api_url: str) -> dict[str, Any]:
+    secret, user_data = _user_data(job, api_url)
+    job["secretHash"] = auth.hash_secret(secret)
+    store.put_new(job)
+    return _start(job, user_data)
+
+
+def _user_data(job: dict[str, Any], api_url: str) -> tuple[str, str]:
     secret = auth.new_secret()
     try:
         script = bootstrap.render_user_data(job, api_url=api_url, secret=secret,
                                             log_group=config.job_log_group(), region=config.region())
     except ValueError as exc:
         raise _as_job_error(exc) from None
-    job["secretHash"] = auth.hash_secret(secret)
-    store.put_new(job)
+    return secret, bootstrap.encode_user_data(script)
+
+
+def _start(job: dict[str, Any], user_data: str) -> dict[str, Any]:
     try:
-        arn = workflow.start(job, bootstrap.encode_user_data(script))
+        arn = workflow.start(job, user_data)
     except Exception as exc:
         log.exception("could not start the execution of %s", job["jobId"])
         store.end_if_not_terminal(job["jobId"], jobs.FAILED, f"could not start the workflow: {exc}",
                                   jobs.timestamp(jobs.now()))
         raise StartFailed(job["jobId"]) from exc
     return store.update(job["jobId"], {"executionArn": arn}) or job
+
+
+def _replay(existing: dict[str, Any], job: dict[str, Any], api_url: str) -> dict[str, Any]:
+    if existing.get("bodyHash") != job["bodyHash"]:
+        raise Conflict("Idempotency-Key: was used before with a different body")
+    if existing.get("executionArn") or existing["status"] != jobs.SCHEDULED:
+        return existing
+    # The first request stored the job but may have died before starting it.
+    arn = workflow.execution_arn(existing["jobId"])
+    if workflow.exists(arn):
+        return store.update(existing["jobId"], {"executionArn": arn}) or existing
+    secret, user_data = _user_data(existing, api_url)
+    updated = store.update(existing["jobId"], {"secretHash": auth.hash_secret(secret)},
+                           allowed_from=(jobs.SCHEDULED,), condition="attribute_not_exists(executionArn)")
+    return _start(updated, user_data) if updated else get(existing["jobId"])
+
+
+def _body_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def get(job_id: str) -> dict[str, Any]:

@@ -27,6 +27,10 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+class AlreadyExists(Exception):
+    """A job with that id is already stored."""
+
+
 class BadToken(ValueError):
     """A ``nextToken`` that this API did not hand out."""
 
@@ -61,10 +65,15 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def put_new(job: dict[str, Any]) -> None:
-    """Store a new job; fails if the id exists (ids are random, so it never should)."""
+    """Store a new job; :class:`AlreadyExists` if the id is taken (an idempotency key's race)."""
     record = {**job, "kind": KIND, "sortKey": f"{job['scheduledAt']}#{job['jobId']}"}
-    aws.dynamodb().put_item(TableName=config.jobs_table(), Item=to_item(record),
-                            ConditionExpression="attribute_not_exists(jobId)")
+    try:
+        aws.dynamodb().put_item(TableName=config.jobs_table(), Item=to_item(record),
+                                ConditionExpression="attribute_not_exists(jobId)")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise AlreadyExists(job["jobId"]) from None
+        raise
 
 
 def get(job_id: str) -> dict[str, Any] | None:

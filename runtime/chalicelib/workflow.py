@@ -74,6 +74,17 @@ def execution_arn(job_id: str) -> str:
     return config.state_machine_arn().replace(":stateMachine:", ":execution:", 1) + ":" + job_id
 
 
+def exists(arn: str) -> bool:
+    """Whether the execution was started."""
+    try:
+        aws.sfn().describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return False
+        raise
+    return True
+
+
 def stop(job_id: str, cause: str) -> None:
     """Stop the job's execution (it runs no Catch: only for a job with no instance yet)."""
     try:
