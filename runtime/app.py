@@ -6,7 +6,9 @@ Routes stay a few lines: parse, call one function in ``chalicelib``, return.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from chalice import (
@@ -21,7 +23,7 @@ from chalice import (
 )
 from chalice.app import Request
 
-from chalicelib import auth, cleanup, config, jobs, lifecycle, store
+from chalicelib import auth, cleanup, config, events, jobs, lifecycle, logs, store, timeline
 from chalicelib.jobs import JobError
 
 app = Chalice(app_name="jobscheduler")
@@ -29,6 +31,7 @@ app = Chalice(app_name="jobscheduler")
 # use the job's own callback secret instead, since an instance has no such identity.
 iam = IAMAuthorizer()
 MAX_BODY_BYTES = 64 * 1024
+OPENAPI = json.loads((Path(__file__).resolve().parent / "chalicelib" / "openapi.json").read_text())
 
 
 def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -148,6 +151,12 @@ def callback(job_id: str) -> Response:
                     status_code=202)
 
 
+@app.route("/openapi.json", methods=["GET"], authorizer=iam)
+def openapi() -> dict[str, Any]:
+    """This API's OpenAPI 3.1 document."""
+    return OPENAPI
+
+
 @app.route("/jobs/{job_id}/cancel", methods=["POST"], authorizer=iam)
 @api_errors
 def cancel_job(job_id: str) -> Response:
@@ -179,3 +188,25 @@ def on_spot_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def sweeper(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Every few minutes: terminate stray instances, end orphaned jobs."""
     return cleanup.sweep()
+
+
+@app.route("/jobs/{job_id}/logs", methods=["GET"], authorizer=iam)
+@api_errors
+def job_logs(job_id: str) -> dict[str, Any]:
+    """One page of the container's output; ?limit= 1-1000, ?nextToken= continues (always returned)."""
+    limit, token = logs.parse_query(dict(current().query_params or {}))
+    lifecycle.get(job_id)
+    return logs.page(job_id, limit, token)
+
+
+@app.route("/jobs/{job_id}/timeline", methods=["GET"], authorizer=iam)
+@api_errors
+def job_timeline(job_id: str) -> dict[str, Any]:
+    """The states the job's execution passed through, each with its time and duration."""
+    return timeline.of(lifecycle.get(job_id))
+
+
+@app.lambda_function(name="on_job_change")
+def on_job_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The job table's stream: publish each status change to EventBridge; price attempts, cost ended jobs."""
+    return events.on_job_change(event.get("Records") or [])
