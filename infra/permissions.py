@@ -4,7 +4,8 @@
   ASL file calls, on this table, this launch template and instances tagged by
   this stack;
 - the **API** (the Chalice functions' role): the job table, this state
-  machine's executions, task tokens, the job log group, instance clean-up;
+  machine's executions and their histories, task tokens, the job log group,
+  instance clean-up, the table's stream, Spot prices, publishing job events;
 - the **instance** (job instances' role): write the job log group, pull from
   ECR, read the job's secrets under configured prefixes.
 
@@ -46,6 +47,11 @@ WILDCARD_REASONS = {
     "AnswerTaskTokens": "Task tokens of service-integration tasks are not resources IAM can name; the "
                         "token itself is the capability.",
     "FindInstances": "ec2:DescribeInstances has no resource-level permissions.",
+    "ReadJobTableStream": "The stream's ARN ends in a label that changes whenever the stream is re-created; "
+                          "the ARN is limited to this table's streams.",
+    "SpotPriceHistory": "ec2:DescribeSpotPriceHistory has no resource-level permissions.",
+    "ReadJobHistory": "One execution per job, named by the job id at run time; the ARN is limited to this "
+                      "state machine's executions.",
     "EcrLogin": "ecr:GetAuthorizationToken has no resource-level permissions.",
     "EcrPull": "A job may name any image of this account's repositories in this region.",
     "ReadJobParameters": "Each job names its own secret parameters; only those under the configured "
@@ -214,6 +220,31 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
             sid="PublishJobEvents",
             actions=["events:PutEvents"],
             resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
+        ),
+        *job_extras(stack, table_arn=table_arn, state_machine_name=state_machine_name),
+    ]
+
+
+def job_extras(stack: cdk.Stack, *, table_arn: str, state_machine_name: str) -> list[iam.PolicyStatement]:
+    """What on_job_change and the logs and timeline routes add: the table's stream, Spot prices, histories."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadJobTableStream",
+            actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                     "dynamodb:ListStreams"],
+            resources=[f"{table_arn}/stream/*"],
+        ),
+        iam.PolicyStatement(
+            sid="SpotPriceHistory",
+            actions=["ec2:DescribeSpotPriceHistory"],
+            resources=["*"],
+        ),
+        iam.PolicyStatement(
+            sid="ReadJobHistory",
+            actions=["states:GetExecutionHistory"],
+            resources=[stack.format_arn(service="states", resource="execution",
+                                        resource_name=f"{state_machine_name}:*",
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
         ),
     ]
 

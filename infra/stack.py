@@ -106,6 +106,8 @@ class JobSchedulerStack(cdk.Stack):
             self, "Jobs",
             partition_key=key(shape["KeySchema"], "HASH"), sort_key=key(shape["KeySchema"], "RANGE"),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            # Every status change, by the runtime or the workflow, reaches on_job_change.
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True),
             # Job records outlive the stack: `cdk destroy` leaves the table.
@@ -323,13 +325,21 @@ class JobSchedulerStack(cdk.Stack):
             },
         }
 
+    def stream_handlers(self) -> dict[str, str]:
+        """Each plain Lambda function the runtime defines for the job table's stream, and why."""
+        return {"on_job_change": "Publish each job status change to EventBridge; record prices and costs"}
+
     def _wire_event_handlers(self) -> dict[str, events.Rule]:
         """One rule per handler function Chalice packaged; a function nothing triggers is an error."""
         handlers = {to_cfn_resource_name(name): (name, rule) for name, rule in self.event_handlers().items()}
+        streamed = {to_cfn_resource_name(name) for name in self.stream_handlers()}
         rules = {}
         for function in packaging.sam_resources(self.api, "AWS::Serverless::Function"):
             logical_id = function.node.id
             if logical_id == API_HANDLER:
+                continue
+            if logical_id in streamed:
+                self._read_job_table_stream(logical_id, function.get_att("Arn").to_string())
                 continue
             if logical_id not in handlers:
                 raise ValueError(f"runtime/app.py defines the Lambda function {logical_id}, which no "
@@ -344,6 +354,17 @@ class JobSchedulerStack(cdk.Stack):
             rule.node.add_dependency(self.api_policy)
             rules[name] = rule
         return rules
+
+    def _read_job_table_stream(self, logical_id: str, function_arn: str) -> lambda_.CfnEventSourceMapping:
+        """The job table's stream drives the function, in order per job, retried until it succeeds or ages out."""
+        mapping = lambda_.CfnEventSourceMapping(
+            self, f"{logical_id}Stream", function_name=function_arn,
+            event_source_arn=self.table.table_stream_arn, starting_position="LATEST", batch_size=100,
+            maximum_batching_window_in_seconds=1, bisect_batch_on_function_error=True,
+            maximum_retry_attempts=10, maximum_record_age_in_seconds=6 * 3600)
+        # Lambda checks the role's stream permissions when the mapping is created.
+        mapping.node.add_dependency(self.api_policy)
+        return mapping
 
     def _create_alarm(self) -> cloudwatch.Alarm:
         alarm = cloudwatch.Alarm(

@@ -362,7 +362,7 @@ def rule_for(synth: Synth, function: str) -> dict[str, Any]:
 
 def test_every_event_handler_is_triggered_by_a_rule(synth: Synth) -> None:
     """Each plain Lambda function of the runtime has one rule and may be invoked by EventBridge."""
-    handlers = set(functions(synth)) - {"APIHandler"}
+    handlers = set(functions(synth)) - {"APIHandler", "OnJobChange"}  # the table's stream drives OnJobChange
     assert {"OnExecutionEnded", "OnSpotInterruption", "Sweeper"} <= handlers
     permissions = [p["Properties"] for p in synth.resources("AWS::Lambda::Permission").values()
                    if p["Properties"]["Principal"] == "events.amazonaws.com"]
@@ -381,6 +381,36 @@ def test_event_rules_match_the_right_events(synth: Synth) -> None:
     spot = rule_for(synth, "OnSpotInterruption")["EventPattern"]
     assert spot == {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
     assert rule_for(synth, "Sweeper")["ScheduleExpression"] == "rate(5 minutes)"
+
+
+def test_job_table_stream_drives_on_job_change(synth: Synth) -> None:
+    """The table streams new and old images; a mapping hands them to OnJobChange once its role may read them."""
+    (table,) = synth.resources("AWS::DynamoDB::Table").values()
+    assert table["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    (mapping,) = [m for m in synth.resources("AWS::Lambda::EventSourceMapping").values()]
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Fn::GetAtt": ["OnJobChange", "Arn"]}
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [synth.logical_id("Jobs/Resource"), "StreamArn"]}
+    assert props["StartingPosition"] == "LATEST" and props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] > 0
+    assert synth.logical_id("ApiPolicy/Resource") in mapping["DependsOn"]
+    assert not [r for r in synth.resources("AWS::Events::Rule").values()
+                if {"Fn::GetAtt": ["OnJobChange", "Arn"]} in [t["Arn"] for t in r["Properties"]["Targets"]]]
+
+
+def test_api_role_reads_the_stream_spot_prices_and_execution_histories(synth: Synth) -> None:
+    """on_job_change reads this table's stream and Spot prices; the timeline reads this workflow's histories."""
+    by_sid = {s["Sid"]: s for s in synth.statements("ApiRole/Resource")}
+    table = synth.logical_id("Jobs/Resource")
+    assert actions(by_sid["ReadJobTableStream"]) == {"dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                                     "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
+    assert flat(by_sid["ReadJobTableStream"]["Resource"]) == f"<{table}.Arn>/stream/*"
+    assert actions(by_sid["SpotPriceHistory"]) == {"ec2:DescribeSpotPriceHistory"}
+    assert actions(by_sid["ReadJobHistory"]) == {"states:GetExecutionHistory"}
+    assert flat(by_sid["ReadJobHistory"]["Resource"]).endswith(
+        f"{ACCOUNT}:execution:<{synth.logical_id('JobWorkflow/Resource')}.Name>:*")
+    assert actions(by_sid["PublishJobEvents"]) == {"events:PutEvents"}
+    assert actions(by_sid["ReadJobLogs"]) >= {"logs:GetLogEvents", "logs:DescribeLogStreams"}
 
 
 def test_alarm_on_failed_executions(synth: Synth) -> None:
