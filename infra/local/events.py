@@ -6,10 +6,15 @@
 - The sweeper's schedule: ``sweeper`` every minute.
 - "EC2 Spot Instance Interruption Warning" -> ``on_spot_interruption``, on
   demand (``jobscheduler local interrupt``).
+- The job table's stream -> ``on_job_change``, as Lambda's event source
+  mapping would deliver it (``JobChangeStream``); the "Job Status Change"
+  events it publishes reach a queue through the same EventBridge rule a user
+  would write, and are printed from there.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -116,3 +121,96 @@ class EventDispatcher:
 
 def _did_something(answer: Any) -> bool:
     return isinstance(answer, dict) and any(answer.get(key) for key in ("terminated", "ended"))
+
+
+JOB_EVENTS_RULE = "jobscheduler-job-events"
+JOB_EVENTS_QUEUE = "jobscheduler-job-events"
+STREAM_POLL_SECONDS = 0.3
+
+
+@dataclass
+class JobEventsWiring:
+    """The job table's stream, and the queue behind the rule on "Job Status Change" events."""
+
+    stream_arn: str
+    queue_url: str
+
+    @classmethod
+    def create(cls, session: Any, table: str) -> JobEventsWiring:
+        """Turn the table's stream on (as the CDK stack does) and route job events to a queue."""
+        stream_arn = session.client("dynamodb").update_table(
+            TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )["TableDescription"]["LatestStreamArn"]
+        sqs, bus = session.client("sqs"), session.client("events")
+        queue_url = sqs.create_queue(QueueName=JOB_EVENTS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus.put_rule(Name=JOB_EVENTS_RULE, EventPattern=json.dumps(
+            {"source": ["jobscheduler"], "detail-type": ["Job Status Change"]}))
+        bus.put_targets(Rule=JOB_EVENTS_RULE, Targets=[{"Id": "local-queue", "Arn": queue_arn}])
+        return cls(stream_arn, queue_url)
+
+
+@dataclass
+class JobChangeStream:
+    """Reads the job table's stream in order and hands each batch to ``on_job_change``; prints the events."""
+
+    streams: Any  # a dynamodbstreams client
+    sqs: Any
+    wiring: JobEventsWiring
+    handlers: ModuleType  # runtime/app.py: on_job_change
+    console: Console
+    _iterator: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start reading in a background thread, from the stream's first record."""
+        self._thread = threading.Thread(target=self._run, name="job-changes", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading (a batch being handled finishes first)."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def poll(self) -> int:
+        """Deliver the records written since the last poll, then print the events they published."""
+        if self._iterator is None:
+            self._iterator = self._first_iterator()
+        answer = self.streams.get_records(ShardIterator=self._iterator, Limit=100)
+        records = answer.get("Records", [])
+        if records:
+            # Like Lambda: the batch is retried (same iterator) until the handler succeeds.
+            self.handlers.on_job_change({"Records": records}, None)
+        self._iterator = answer["NextShardIterator"]
+        self.print_events()
+        return len(records)
+
+    def print_events(self) -> list[dict[str, Any]]:
+        """Print (and remove) the job events waiting in the queue."""
+        messages = self.sqs.receive_message(QueueUrl=self.wiring.queue_url, MaxNumberOfMessages=10).get(
+            "Messages", [])
+        shown = []
+        for message in messages:
+            event = json.loads(message["Body"])
+            detail = event.get("detail", {})
+            self.console.print(f"[magenta]event[/magenta] {event.get('detail-type')}  {detail.get('jobId')}  "
+                               f"{detail.get('previousStatus') or '-'} -> [bold]{detail.get('status')}[/bold]")
+            self.sqs.delete_message(QueueUrl=self.wiring.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            shown.append(event)
+        return shown
+
+    def _first_iterator(self) -> str:
+        shards = self.streams.describe_stream(StreamArn=self.wiring.stream_arn)["StreamDescription"]["Shards"]
+        return str(self.streams.get_shard_iterator(
+            StreamArn=self.wiring.stream_arn, ShardId=shards[0]["ShardId"],
+            ShardIteratorType="TRIM_HORIZON")["ShardIterator"])
+
+    def _run(self) -> None:
+        while not self._stop.wait(STREAM_POLL_SECONDS):
+            try:
+                while self.poll() and not self._stop.is_set():
+                    pass  # drain a backlog before sleeping
+            except Exception as exc:  # keep reading; the next poll retries the same batch
+                self.console.print(f"[red]job changes: {exc}[/red]")

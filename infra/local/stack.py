@@ -22,7 +22,7 @@ from rich.console import Console
 
 from infra.local import cloud, runtime, standins
 from infra.local.api import ADMIN_PREFIX, ApiServer
-from infra.local.events import EventDispatcher
+from infra.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
 from infra.local.instances import InstanceEmulator
 
 INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
@@ -41,6 +41,7 @@ class LocalStack:
     _stops: list[Callable[[], None]] = field(default_factory=list)
     _emulator: InstanceEmulator | None = None
     _events: EventDispatcher | None = None
+    _job_events: JobEventsWiring | None = None
 
     @property
     def api_url(self) -> str:
@@ -86,6 +87,8 @@ class LocalStack:
         server = cloud.start_moto(self.aws_port)
         self._stops.append(server.stop)
         self.resources = cloud.LocalCloud.create(boto3.session.Session())
+        # Before the API serves: the stream must hold every job's first write.
+        self._job_events = JobEventsWiring.create(boto3.session.Session(), self.resources.table)
 
     def _start_api(self) -> None:
         assert self.resources is not None
@@ -116,6 +119,12 @@ class LocalStack:
                                        self.resources.state_machine_arn, runtime.app_module(), self.console)
         self._events.start()
         self._stops.append(self._events.stop)
+        assert self._job_events is not None
+        session = boto3.session.Session()
+        changes = JobChangeStream(session.client("dynamodbstreams"), session.client("sqs"), self._job_events,
+                                  runtime.app_module(), self.console)
+        changes.start()
+        self._stops.append(changes.stop)
 
     def admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """The ``/_local/`` control routes: ``POST /_local/interrupt/{instanceId}``."""
