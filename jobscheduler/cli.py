@@ -1,29 +1,343 @@
 """The ``jobscheduler`` command.
 
-Client commands (schedule, list, status, watch, cancel, logs) join ``app``
-as plain commands; everything about running the system on this machine lives
-in the ``local`` group, whose default action starts the local stack.
+Client commands (schedule, list, status, watch, cancel, logs) talk to any
+deployment through :mod:`jobscheduler.client`; every one takes ``--json``
+for machines and exits with a code scripts can rely on (see
+``client.OK`` ... ``client.API_ERROR``). Everything about running the system on
+this machine lives in the ``local`` group, whose default action starts the
+local stack.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
 import typer
 from rich.console import Console
+from rich.text import Text
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+from jobscheduler import client as api
+from jobscheduler import render
+
+EXIT_CODES = ("Exit codes: 0 ok; 1 the watched job ended, but not TerminatedOK; 2 bad usage, or a request the "
+              "API refused (400); 3 no such job (404); 4 the API could not be reached or answered another error.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, epilog=EXIT_CODES,
                   help="Run a Docker image on an EC2 Spot instance at a chosen time.")
 local_app = typer.Typer(add_completion=False)
 app.add_typer(local_app, name="local")
 
+ENDPOINT = "Endpoint"
+ApiOption = Annotated[str | None, typer.Option(
+    "--api", envvar=api.API_VARIABLE, rich_help_panel=ENDPOINT, show_default=False,
+    help="Base URL of the API. Default: the ApiUrl output of the deployed stack.")]
+StackOption = Annotated[str, typer.Option(
+    "--stack", envvar=api.STACK_VARIABLE, rich_help_panel=ENDPOINT,
+    help="CloudFormation stack whose ApiUrl output is the endpoint (when --api is not given).")]
+RegionOption = Annotated[str | None, typer.Option(
+    "--region", rich_help_panel=ENDPOINT, show_default=False,
+    help="AWS region of the stack (default: your AWS configuration's).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of tables.")]
+JobArgument = Annotated[str, typer.Argument(help="The job id.", show_default=False)]
+IntervalOption = Annotated[float, typer.Option("--interval", min=0.05, help="Seconds between two polls.")]
+_RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
 
 def _console() -> Console:
-    # soft_wrap: long lines (URLs, log lines) stay whole when output goes to a file or CI log.
-    return Console(highlight=False, soft_wrap=True)
+    # soft_wrap: long lines (URLs, log lines) stay whole when output goes to a file or CI log;
+    # there, tables get room too instead of the 80 columns assumed without a terminal.
+    console = Console(highlight=False, soft_wrap=True)
+    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
+
+
+def _errors() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _errors().print(f"[red]error:[/red] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def _emit(value: Any) -> None:
+    """One JSON document on stdout."""
+    typer.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _connect(api_url: str | None, stack: str, region: str | None) -> api.Client:
+    try:
+        return api.Client.connect(api_url, stack, region)
+    except api.ApiError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def _call(action: Callable[..., Any], *args: Any) -> Any:
+    """Run one API call; its error becomes a message on stderr and the exit code of its kind."""
+    try:
+        return action(*args)
+    except api.ApiError as exc:
+        _fail(str(exc), exc.exit_code)
 
 
 @app.callback()
 def _root() -> None:
     """Run a Docker image on an EC2 Spot instance at a chosen time."""
+
+
+@app.command()
+def schedule(
+    file: Annotated[Path | None, typer.Argument(
+        help="A job body (JSON, like input/*.json); '-' reads standard input.", show_default=False)] = None,
+    image: Annotated[str | None, typer.Option(help="Docker image (overrides the file's).", show_default=False)] = None,
+    at: Annotated[str | None, typer.Option(
+        help="When: RFC 3339 with an offset, 'now', or from now like +30m, +2h, +1d.", show_default=False)] = None,
+    env: Annotated[list[str] | None, typer.Option(
+        "--env", "-e", help="NAME=value for the container; repeat for more.", show_default=False)] = None,
+    command: Annotated[str | None, typer.Option(
+        help="The container's command, split like a shell would: --command 'sh -c \"echo hi\"'.",
+        show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(help="A name to recognise the job by.", show_default=False)] = None,
+    instance_type: Annotated[list[str] | None, typer.Option(
+        "--instance-type", help="An instance type Spot may choose; repeat for more.", show_default=False)] = None,
+    max_runtime: Annotated[int | None, typer.Option(
+        "--max-runtime", help="Seconds the job may run.", show_default=False)] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        help="Send the same key again and get the same job, never a second one.", show_default=False)] = None,
+    watch_job: Annotated[bool, typer.Option("--watch", help="Then follow the job to its end (exit code as watch).")]
+    = False,
+    interval: IntervalOption = 2.0,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Schedule a job from a file, from options, or both (options win)."""
+    body = _body(file, image=image, at=at, env=env or [], command=command, name=name,
+                 instance_types=instance_type or [], max_runtime=max_runtime)
+    client = _connect(api_url, stack, region)
+    job = _call(client.schedule, body, idempotency_key)
+    if as_json and not watch_job:
+        _emit(job)
+    elif not as_json:
+        console = _console()
+        console.print(Text.assemble("scheduled ", (job["jobId"], "bold"), f"  {job.get('name') or job['image']}  "
+                                    f"at {job['scheduledAt']}  ", render.status(job["status"])))
+        if not watch_job:
+            console.print(f"[dim]follow it: jobscheduler watch {job['jobId']}[/dim]")
+    if watch_job:
+        raise typer.Exit(_watch(client, job["jobId"], interval, as_json))
+
+
+@app.command("list")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(
+        help="Only jobs with this status (Scheduled, Running, TerminatedOK ...).", show_default=False)] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Jobs per page.")] = 50,
+    next_token: Annotated[str | None, typer.Option(help="Continue after a previous page.", show_default=False)]
+    = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow nextToken to the last page.")] = False,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest scheduled first."""
+    client = _connect(api_url, stack, region)
+    page = _call(client.list, status, limit, next_token)
+    jobs = list(page["jobs"])
+    while all_pages and page.get("nextToken"):
+        token = page["nextToken"]
+        page = _call(client.list, status, limit, token)
+        jobs += page["jobs"]
+    if as_json:
+        _emit({"jobs": jobs, "nextToken": page.get("nextToken")})
+        return
+    console = _console()
+    if not jobs:
+        console.print(f"no jobs{f' with status {status}' if status else ''}")
+        return
+    console.print(render.job_table(jobs))
+    if page.get("nextToken"):
+        console.print(f"[dim]more: jobscheduler list --next-token {page['nextToken']}"
+                      f"{f' --status {status}' if status else ''}  (or --all)[/dim]")
+
+
+@app.command()
+def status(
+    job_id: JobArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job: its fields, cost, attempts and the timeline of its workflow's states."""
+    client = _connect(api_url, stack, region)
+    job = _call(client.get, job_id)
+    timeline = _call(client.timeline, job_id)
+    if as_json:
+        _emit({"job": job, "timeline": timeline})
+        return
+    console = _console()
+    console.print(render.job_details(job))
+    attempts = render.attempts_table(job.get("attempts") or [])
+    if attempts is not None:
+        console.print()
+        console.print(attempts)
+    console.print()
+    console.print(render.timeline(timeline))
+
+
+@app.command()
+def watch(
+    job_id: JobArgument,
+    interval: IntervalOption = 2.0,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow a job until it ends, one line per status change; exit 0 only if it ended TerminatedOK."""
+    raise typer.Exit(_watch(_connect(api_url, stack, region), job_id, interval, as_json))
+
+
+@app.command()
+def cancel(
+    job_id: JobArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job in any phase; its instance, if any, is terminated."""
+    client = _connect(api_url, stack, region)
+    job = _call(client.cancel, job_id)
+    if as_json:
+        _emit(job)
+        return
+    _console().print(Text.assemble("cancel accepted for ", (job["jobId"], "bold"), ": ", render.status(job["status"]),
+                                   (f"  {job.get('statusReason') or ''}", "dim")))
+
+
+@app.command()
+def logs(
+    job_id: JobArgument,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new output until the job ends.")]
+    = False,
+    timestamps: Annotated[bool, typer.Option("--timestamps", "-t", help="Prefix each line with its time (UTC).")]
+    = False,
+    interval: IntervalOption = 2.0,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the container's output (every instance the job ran on, in order)."""
+    client = _connect(api_url, stack, region)
+    instance = None
+    for event in _log_events(client, job_id, follow, interval):
+        if as_json:
+            typer.echo(json.dumps(event, sort_keys=True))
+            continue
+        if event["instanceId"] != instance:
+            instance = event["instanceId"]
+            _errors().print(f"[dim]── output of {instance} ──[/dim]")
+        stamp = f"{datetime.fromtimestamp(event['timestamp'] / 1000, UTC):%Y-%m-%dT%H:%M:%S.%fZ}"[:-4] + "Z "
+        typer.echo(f"{stamp if timestamps else ''}{event['message']}")
+
+
+def _log_events(client: api.Client, job_id: str, follow: bool, interval: float) -> Iterator[dict[str, Any]]:
+    token = None
+    ended = False
+    while True:
+        page = _call(client.logs, job_id, 1000, token)
+        token = page["nextToken"]
+        yield from page["events"]
+        if page["events"]:
+            continue
+        # An empty page: everything so far is out. Following, wait for more until the job has
+        # ended and one more read after that found nothing.
+        if not follow or ended:
+            return
+        ended = _call(client.get, job_id)["status"] in api.TERMINAL
+        if not ended:
+            time.sleep(interval)
+
+
+def _watch(client: api.Client, job_id: str, interval: float, as_json: bool) -> int:
+    console, seen = _console(), None
+    with console.status("waiting for the next status change", spinner="dots") if not as_json else _nothing():
+        while True:
+            job = _call(client.get, job_id)
+            if job["status"] != seen:
+                seen = job["status"]
+                if as_json:
+                    typer.echo(json.dumps(job, sort_keys=True))
+                else:
+                    console.print(render.change_line(job))
+            if seen in api.TERMINAL:
+                break
+            time.sleep(interval)
+    if not as_json:
+        exit_code = job.get("exitCode")
+        console.print(Text.assemble((job_id, "bold"), " ended ", render.status(seen),
+                                    f"  exit code {exit_code}" if exit_code is not None else ""))
+    return api.OK if seen == "TerminatedOK" else api.JOB_NOT_OK
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _body(file: Path | None, *, image: str | None, at: str | None, env: list[str], command: str | None,
+          name: str | None, instance_types: list[str], max_runtime: int | None) -> dict[str, Any]:
+    """The POST /jobs body from the file and the options; a usage error for anything malformed."""
+    body: dict[str, Any] = _read_body(file) if file else {}
+    if image:
+        body["image"] = image
+    if "image" not in body:
+        raise typer.BadParameter("give a job file or --image", param_hint="FILE / --image")
+    if at is not None:
+        when = _when(at)
+        if when is None:
+            body.pop("scheduledAt", None)
+        else:
+            body["scheduledAt"] = when
+    for item in env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not NAME=value", param_hint="--env")
+        body.setdefault("env", {})[key] = value
+    if command is not None:
+        try:
+            body["command"] = shlex.split(command)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--command") from None
+    if name is not None:
+        body["name"] = name
+    if max_runtime is not None:
+        body["maxRuntimeSeconds"] = max_runtime
+    if instance_types:
+        body["instanceTypes"] = instance_types
+    return body
+
+
+def _read_body(file: Path) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text()
+        body = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read a JSON job body from {file}: {exc}", param_hint="FILE") from None
+    if not isinstance(body, dict):
+        raise typer.BadParameter(f"{file} holds no JSON object", param_hint="FILE")
+    return body
+
+
+def _when(value: str) -> str | None:
+    """``now`` -> None (the API's default); ``+30m`` -> that long from now; anything else as given."""
+    if value.strip().lower() == "now":
+        return None
+    if value.startswith("+") and value[1:-1].isdigit() and value[-1] in _RELATIVE:
+        moment = datetime.now(UTC) + timedelta(seconds=int(value[1:-1]) * _RELATIVE[value[-1]])
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
 
 
 @local_app.callback(invoke_without_command=True)

@@ -162,4 +162,5 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def _money(value: Decimal | None) -> float | None:
-    return None if value is None else float(round(value, 6))
+    # To a millionth of a cent: a short run of a cheap type is worth little, but not nothing.
+    return None if value is None else float(round(value, 8))
