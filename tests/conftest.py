@@ -18,7 +18,8 @@ from moto import mock_aws
 from chalicelib import aws as runtime_aws
 from chalicelib import config
 from infra import moto_parity
-from tests.support import Cloud
+from infra.local.cloud import LocalCloud
+from tests.support import create_cloud
 
 INPUT_DIR = Path(__file__).resolve().parent.parent / "input"
 # moto's workflow interpreter logs every caught error at ERROR with the whole
@@ -47,20 +48,19 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def aws(credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+def aws(credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
     """moto with state machine execution on: the table, launch template, subnets and workflow."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         runtime_aws.reset()
-        cloud = Cloud.create(stack_tag="test-stack")
-        for name, value in {**cloud.environment(), **FAST_TIMING}.items():
+        cloud = create_cloud(stack_tag="test-stack")
+        for name, value in {**cloud.runtime_environment("http://127.0.0.1:9"), **FAST_TIMING}.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv(config.API_URL, "http://127.0.0.1:9")
         yield cloud
         runtime_aws.reset()
 
 
 @pytest.fixture
-def api(aws: Cloud) -> Iterator[Client]:
+def api(aws: LocalCloud) -> Iterator[Client]:
     """The Chalice app, called in-process."""
     from app import app
 

@@ -6,54 +6,22 @@ import base64
 import json
 import shlex
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
-from chalicelib import config, jobs, store
-from infra import definition
+from chalicelib import jobs, store
+from infra.local.cloud import LocalCloud
 
 TAG_JOB = "jobscheduler:job"
 
 
-@dataclass
-class Cloud:
-    """The resources one stack owns, in whatever emulator is active."""
-
-    table: str
-    state_machine_arn: str
-    launch_template_id: str
-    subnet_ids: list[str]
-    stack_tag: str
-
-    @classmethod
-    def create(cls, stack_tag: str, table: str = "Jobs") -> Cloud:
-        """Create table, launch template, subnets and the state machine from the ASL file."""
-        ddb, ec2, sfn = boto3.client("dynamodb"), boto3.client("ec2"), boto3.client("stepfunctions")
-        ddb.create_table(**store.table_definition(table))
-        subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
-        template = ec2.create_launch_template(
-            LaunchTemplateName=f"{stack_tag}-jobs",
-            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceInitiatedShutdownBehavior": "terminate"},
-        )["LaunchTemplate"]["LaunchTemplateId"]
-        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template, "StackTag": stack_tag})
-        arn = sfn.create_state_machine(name=f"{stack_tag}-jobs", definition=asl,
-                                       roleArn="arn:aws:iam::123456789012:role/jobs")["stateMachineArn"]
-        return cls(table, arn, template, subnets, stack_tag)
-
-    def environment(self) -> dict[str, str]:
-        """The runtime's configuration for these resources."""
-        return {
-            config.JOBS_TABLE: self.table,
-            config.STATE_MACHINE_ARN: self.state_machine_arn,
-            config.LAUNCH_TEMPLATE_ID: self.launch_template_id,
-            config.SUBNET_IDS: ",".join(self.subnet_ids),
-            config.STACK_TAG: self.stack_tag,
-        }
+def create_cloud(stack_tag: str) -> LocalCloud:
+    """The stack's resources in whatever emulator is active: the local stack's own recipe."""
+    return LocalCloud.create(boto3.session.Session(), stack_tag=stack_tag)
 
 
-def wait_for(job_id: str, statuses: set[str] | frozenset[str], timeout: float = 30) -> dict[str, Any]:
+def wait_for(job_id: str, statuses: set[str] | frozenset[str], timeout: float = 60) -> dict[str, Any]:
     """Poll the stored job until its status is one of ``statuses``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -123,7 +91,7 @@ def rendered_value(script: str, name: str) -> str:
 class Instance:
     """Plays the job's instance against the in-process API: reads its user data, calls back."""
 
-    def __init__(self, client: Any, job_id: str, timeout: float = 30, previous: str | None = None) -> None:
+    def __init__(self, client: Any, job_id: str, timeout: float = 60, previous: str | None = None) -> None:
         job = wait_for(job_id, {jobs.RUNNING, jobs.REQUESTED, jobs.INTERRUPTED}, timeout)
         deadline = time.monotonic() + timeout
         while not job.get("instanceId") or job["instanceId"] == previous:

@@ -1,6 +1,6 @@
 """moto in server mode on 127.0.0.1, and the stack's resources created in it.
 
-The resources mirror the CDK stack and ``tests/support.Cloud``: the job table
+The resources mirror the CDK stack (the tests create them too): the job table
 from the runtime's own definition, a launch template that terminates on
 shutdown, the default VPC's subnets, a log group for the containers' output,
 and the state machine from the one ASL file.
@@ -68,6 +68,9 @@ def start_moto(aws_port: int) -> Any:
     """Start moto on 127.0.0.1:``aws_port`` with state machine execution on; returns the server."""
     from moto.server import ThreadedMotoServer
 
+    from infra import moto_parity
+
+    moto_parity.apply()
     # The interpreter logs every caught error at ERROR with its whole parse tree;
     # the workflow's own Catch handles those, so they are noise here.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
