@@ -213,3 +213,19 @@ def test_endpoint_comes_from_the_stacks_outputs(stack):
     missing = run(None, "list", "--stack", "NoSuchStack", env=aws)
     assert missing.returncode == api.API_ERROR
     assert "--api" in missing.stderr and api.API_VARIABLE in missing.stderr and "NoSuchStack" in missing.stderr
+
+
+def test_local_stack_prints_the_job_events_it_published(stack, finished):
+    """Each status change went table stream -> on_job_change -> EventBridge rule -> queue, and was printed."""
+    job_id = finished["failing"]["jobId"]
+    deadline = time.monotonic() + 10
+    expected = [f"{job_id}  {before} -> {after}" for before, after in (
+        ("-", "Scheduled"), ("Scheduled", "Requested"), ("Requested", "Running"), ("Running", "FinishedNOK"),
+        ("FinishedNOK", "TerminatedNOK"))]
+    while True:
+        printed = [line.split("Job Status Change", 1)[1].strip() for line in stack.log.read_text().splitlines()
+                   if line.startswith("event Job Status Change") and job_id in line]
+        if printed == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert printed == expected
