@@ -44,7 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert processes_under(work_files(log.read_text())) == [], "instance processes outlived the stack"
 
 
-def run(stack: Stack | None, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+def run(stack: Stack | None, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
     """``jobscheduler ARGS`` with ``JOBSCHEDULER_API`` pointing at the stack."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("JOBSCHEDULER_")}
     if stack is not None:
