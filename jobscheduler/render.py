@@ -128,7 +128,7 @@ def attempts_table(attempts: list[dict[str, Any]]) -> Table | None:
         price = attempt.get("spotPrice")
         table.add_row(str(number), attempt.get("instanceId", ""), attempt.get("instanceType", ""),
                       attempt.get("availabilityZone") or "", attempt.get("lifecycle", ""),
-                      "" if price is None else f"{price:.5f}", attempt.get("launchedAt", ""),
+                      "" if price is None else str(price), attempt.get("launchedAt", ""),
                       attempt.get("endedAt", ""), status(attempt.get("outcome")))
     return table
 

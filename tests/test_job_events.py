@@ -121,8 +121,8 @@ def test_attempt_prices_and_cost_are_recorded_once(api, wiring):
     first = on_job_change(records)
     (attempt,) = store.get(done["jobId"])["attempts"]
     assert attempt["availabilityZone"].startswith("us-east-1")
-    assert attempt["spotPrice"] == 0.00001  # moto's Spot price history
-    assert attempt["onDemandPrice"] == 0.096  # m5.large in the bundled table
+    assert attempt["spotPrice"] == "0.00001"  # moto's Spot price history, quoted as EC2 quotes prices
+    assert attempt["onDemandPrice"] == "0.096"  # m5.large in the bundled table
     assert first["costed"] == [done["jobId"]]
     job = api.http.get(f"/jobs/{done['jobId']}").json_body
     assert job["cost"]["billedSeconds"] == 60  # a few seconds of runtime, billed as EC2's one-minute minimum
@@ -134,10 +134,25 @@ def test_attempt_prices_and_cost_are_recorded_once(api, wiring):
     assert store.get(done["jobId"])["cost"] == job["cost"]
 
 
+def test_priced_attempts_survive_a_spot_interruption(api, wiring):
+    """An attempt with its prices is rewritten whole when Spot takes the instance: the prices stay, nothing fails."""
+    from app import on_spot_interruption
+
+    job = post_job(api, {**HELLO, "maxAttempts": 1}).json_body
+    running = wait_for(job["jobId"], {jobs.RUNNING})
+    on_job_change(wiring.records())
+    answer = on_spot_interruption({"detail": {"instance-id": running["instanceId"]}}, None)
+    assert answer["status"] == jobs.INTERRUPTED
+    (attempt,) = store.get(job["jobId"])["attempts"]
+    assert (attempt["outcome"], attempt["spotPrice"]) == ("Preempted", "0.00001")
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.FAILED  # one attempt allowed, and Spot took it
+
+
 def test_cost_estimate_bills_per_second_with_a_minute_minimum():
     """Price x billed runtime per attempt; an unknown On-Demand price leaves the saving unknown, never guessed."""
     spot = {"lifecycle": "spot", "launchedAt": "2026-01-01T00:00:00Z", "endedAt": "2026-01-01T01:00:00Z",
-            "spotPrice": 0.03, "onDemandPrice": 0.096}
+            "spotPrice": "0.03", "onDemandPrice": "0.096"}
     short = {**spot, "endedAt": "2026-01-01T00:00:10Z"}
     on_demand = {**spot, "lifecycle": "on-demand", "spotPrice": None}
     assert cost.estimate([spot]) | {"onDemandPrices": ""} == {

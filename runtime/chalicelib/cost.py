@@ -78,13 +78,21 @@ def zone_of(instance_id: str) -> str | None:
 
 
 def prices_for(attempt: dict[str, Any]) -> dict[str, Any]:
-    """``availabilityZone``, ``spotPrice`` (Spot attempts) and ``onDemandPrice`` of one attempt."""
+    """``availabilityZone``, ``spotPrice`` (Spot attempts) and ``onDemandPrice`` of one attempt.
+
+    Prices are decimal strings in USD per hour, as EC2 quotes them: the attempts
+    list is read and written back whole elsewhere (a Spot interruption, the
+    sweeper), and a string survives that round trip exactly where a number
+    read back as a float would not be writable.
+    """
     instance_type = attempt.get("instanceType", "")
     zone = zone_of(attempt["instanceId"])
     spot = None
     if attempt.get("lifecycle") == "spot" and zone and attempt.get("launchedAt"):
         spot = spot_price(instance_type, zone, attempt["launchedAt"])
-    return {"availabilityZone": zone, "spotPrice": spot, "onDemandPrice": on_demand_price(instance_type)}
+    on_demand = on_demand_price(instance_type)
+    return {"availabilityZone": zone, "spotPrice": None if spot is None else str(spot),
+            "onDemandPrice": None if on_demand is None else str(on_demand)}
 
 
 def record_prices(job: dict[str, Any]) -> list[str]:
