@@ -18,6 +18,7 @@ def apply() -> None:
         return
     _heartbeat_timeout_error()
     _stop_right_after_start()
+    _callback_before_the_wait()
     _applied = True
 
 
@@ -65,3 +66,21 @@ def _stop_right_after_start() -> None:
         original(self, stop_date, error, cause)
 
     ExecutionWorker.stop = stop  # type: ignore[method-assign]
+
+
+def _callback_before_the_wait() -> None:
+    # AWS completes a task whose SendTaskSuccess arrives the moment the task's
+    # own call returned. moto sets up the heartbeat watch only after that call,
+    # and a fresh watch forgets a result that came first, so the task then
+    # waits for its timeout. A watch set up after the result starts notified.
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    original = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
+        endpoint = original(self, heartbeat_seconds)
+        if self.get_outcome() is not None:
+            endpoint.notify()
+        return endpoint
+
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]

@@ -121,3 +121,29 @@ def test_no_capacity_retries_then_fails(api, no_capacity):
     assert passed.count("RequestCapacity") == 3
     assert passed.count("BackOff") == 2
     assert instances() == []
+
+
+def test_callback_the_instant_the_token_is_stored_completes_the_run(api):
+    """A callback landing right after RunJob stored its token (before the wait begins) still ends the run."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from tests.faults import injected, update_of
+
+    job = schedule(api)
+    stores_token = update_of("taskToken")
+    original = DynamoDBBackend.update_item
+    sent = []
+
+    def update_then_call_back(backend, *args, **kwargs):
+        item = original(backend, *args, **kwargs)
+        if stores_token(*args, **kwargs) and not sent:
+            sent.append(Instance(api, job["jobId"]).callback(0).status_code)
+        return item
+
+    with injected() as faults:
+        DynamoDBBackend.update_item = update_then_call_back
+        faults._undo.append(lambda: setattr(DynamoDBBackend, "update_item", original))
+        done = wait_terminal(job["jobId"])
+    assert sent == [202]
+    assert done["status"] == jobs.TERMINATED_OK
+    assert states_passed(done["executionArn"])[-3:] == ["RunJob", "TerminateInstance", "MarkDone"]
