@@ -23,3 +23,8 @@ run: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# Every benchmark in bench/, one table, under ten minutes; figures in bench/results/latest.json.
+.PHONY: bench
+bench: install
+	$(VENV)/bin/python -m bench.run

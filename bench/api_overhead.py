@@ -1,0 +1,137 @@
+"""API overhead: scheduling through the API against making its AWS calls directly.
+
+On one local stack, ``--jobs`` jobs are scheduled through ``POST /jobs`` over
+HTTP, and ``--jobs`` more by making the calls a schedule needs directly with
+boto3 against the same emulator: DynamoDB ``PutItem`` (the same record) and
+Step Functions ``StartExecution`` (the same input), payloads prepared before
+the clock starts. Jobs are due in a day, so executions just wait. The two
+paths alternate in blocks, so both meet the same table and the same number of
+waiting executions. The API also stores the execution ARN with an
+``UpdateItem`` after starting; that call is timed on its own so the overhead
+can be split into "the extra call" and "the API itself".
+
+Each request opens a fresh connection: the local API server stalls ~40 ms on
+a reused keep-alive connection (see ``keep_alive_stall``), which API Gateway
+would not do, so that stall is measured separately rather than charged to the API.
+
+Both paths stop after the block that passes ``--seconds`` (``make bench``
+gives it 90): the table says how many jobs each path scheduled.
+
+Run: ``.venv/bin/python -m bench.api_overhead [--jobs 1000] [--seconds 600] [--json PATH]``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from bench.common import HELLO, Row, Stack, cli, local_stack, median, ratio, report
+
+BLOCK = 25
+
+
+def _payloads(stack: Stack, body: dict[str, Any], count: int) -> list[tuple[dict[str, Any], str, str]]:
+    """``count`` (item, execution input, job id) like the API's, copied from one job it created."""
+    template = stack.schedule(body)
+    ddb, sfn = stack.client("dynamodb"), stack.client("stepfunctions")
+    item = ddb.get_item(TableName="Jobs", Key={"jobId": {"S": template["jobId"]}})["Item"]
+    item.pop("executionArn", None)  # the API writes it after StartExecution
+    execution_input = json.loads(sfn.describe_execution(executionArn=template["executionArn"])["input"])
+    prepared = []
+    for _ in range(count):
+        job_id = str(uuid.uuid4())
+        record = {**item, "jobId": {"S": job_id},
+                  "sortKey": {"S": item["sortKey"]["S"].replace(template["jobId"], job_id)}}
+        prepared.append((record, json.dumps({**execution_input, "jobId": job_id}), job_id))
+    return prepared
+
+
+def measure(jobs: int, seconds: float) -> dict[str, Any]:
+    """Time both paths on one stack, block by block, until ``jobs`` each or ``seconds`` have passed."""
+    body = {**HELLO, "scheduledAt": (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    with local_stack() as stack:
+        prepared = _payloads(stack, body, jobs)
+        machine = stack.job(stack.schedule(body)["jobId"])["executionArn"].rsplit(":", 1)[0].replace(
+            ":execution:", ":stateMachine:")
+        ddb, sfn = stack.client("dynamodb"), stack.client("stepfunctions")
+        api, direct, update = [], [], []
+        deadline = time.monotonic() + seconds
+        for start in range(0, jobs, BLOCK):
+            if time.monotonic() > deadline:
+                break
+            for _ in range(start, min(start + BLOCK, jobs)):
+                began = time.perf_counter()
+                response = requests.post(f"{stack.api}/jobs", json=body, timeout=60)
+                api.append(time.perf_counter() - began)
+                if response.status_code != 201:
+                    raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text}")
+            for record, execution_input, job_id in prepared[start:start + BLOCK]:
+                began = time.perf_counter()
+                ddb.put_item(TableName="Jobs", Item=record, ConditionExpression="attribute_not_exists(jobId)")
+                sfn.start_execution(stateMachineArn=machine, name=job_id, input=execution_input)
+                direct.append(time.perf_counter() - began)
+        for _, _, job_id in prepared[:BLOCK * 2]:
+            began = time.perf_counter()
+            ddb.update_item(TableName="Jobs", Key={"jobId": {"S": job_id}}, UpdateExpression="SET #a = :a",
+                            ExpressionAttributeNames={"#a": "executionArn"},
+                            ExpressionAttributeValues={":a": {"S": f"{machine}:{job_id}"}}, ReturnValues="ALL_NEW")
+            update.append(time.perf_counter() - began)
+        stall = keep_alive_stall(stack)
+    return {"api": api, "direct": direct, "update": update, "keep_alive": stall}
+
+
+def keep_alive_stall(stack: Stack, requests_each: int = 20) -> dict[str, float]:
+    """Median ``GET /jobs/{unknown}`` (no AWS call) on fresh connections and on one reused connection."""
+    url = f"{stack.api}/jobs/00000000-0000-0000-0000-000000000000"
+    fresh, reused = [], []
+    with requests.Session() as session:
+        for _ in range(requests_each):
+            began = time.perf_counter()
+            requests.get(url, timeout=30)
+            fresh.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            session.get(url, timeout=30)
+            reused.append(time.perf_counter() - began)
+    return {"fresh": median(fresh), "reused": median(reused[1:])}
+
+
+def run(jobs: int, seconds: float) -> tuple[dict[str, Any], list[Row]]:
+    """Measure and lay out the rows."""
+    raw = measure(jobs, seconds)
+    jobs = len(raw["api"])
+    api_total, direct_total = sum(raw["api"]), sum(raw["direct"])
+    update = median(raw["update"])
+    figures = {"jobs_each": jobs, "api_seconds": api_total, "direct_seconds": direct_total,
+               "api_p50": median(raw["api"]), "direct_p50": median(raw["direct"]), "update_item_p50": update,
+               "ratio_total": api_total / direct_total, "keep_alive": raw["keep_alive"], "raw": raw}
+    bench = "3 API overhead"
+    own = api_total / jobs - direct_total / jobs - update
+    rows = [
+        Row(bench, f"schedule {jobs} jobs, total", f"{api_total:.1f} s via API",
+            f"{direct_total:.1f} s PutItem+StartExecution", ratio(api_total, direct_total), "<= 1.5",
+            api_total / direct_total <= 1.5),
+        Row(bench, "per job, median", f"{median(raw['api']) * 1000:.0f} ms",
+            f"{median(raw['direct']) * 1000:.0f} ms", ratio(median(raw["api"]), median(raw["direct"]))),
+        Row(bench, "  of which the API's 3rd call (UpdateItem executionArn)", f"{update * 1000:.0f} ms"),
+        Row(bench, "  of which the API itself (HTTP, Chalice, validation, render)", f"{own * 1000:.0f} ms"),
+        Row(bench, "keep-alive connection, GET without AWS call", f"{raw['keep_alive']['reused'] * 1000:.0f} ms",
+            f"{raw['keep_alive']['fresh'] * 1000:.0f} ms fresh connection",
+            ratio(raw["keep_alive"]["reused"], raw["keep_alive"]["fresh"])),
+    ]
+    return figures, rows
+
+
+def main() -> None:
+    """Command line: print the rows, write the JSON."""
+    args = cli(__doc__.splitlines()[0], {"jobs": 1000, "seconds": 600})
+    figures, rows = run(args.jobs, args.seconds)
+    report("3 API overhead", figures, rows, args.json)
+
+
+if __name__ == "__main__":
+    main()

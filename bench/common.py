@@ -1,0 +1,397 @@
+"""What every benchmark shares: a local stack to measure, its memory, quantiles, result rows.
+
+The stack is ``jobscheduler local --no-demo`` started as a user starts it, in
+its own process group on free ports of 127.0.0.1, so the load generator (this
+process) does not compete with it for the GIL and its memory can be read on
+its own. Every wait here has a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+TERMINAL = frozenset({"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"})
+HELLO: dict[str, Any] = {"name": "bench hello", "image": "hello-world:latest", "maxRuntimeSeconds": 600}
+WORK_FILES = "instances' user data and work files: "
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def quantile(values: Iterable[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Iterable[float]) -> float:
+    """The 0.5 quantile."""
+    return quantile(values, 0.5)
+
+
+def parse_time(value: str | datetime) -> float:
+    """Seconds since the epoch of an RFC 3339 string (``Z`` or an offset) or an aware datetime."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def until(deadline: float, done: Callable[[], bool], interval: float = 0.5) -> bool:
+    """Poll ``done`` until it is true or ``deadline`` (monotonic) passes; was it done?"""
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def aws_client(endpoint: str, service: str, pool: int = 10) -> Any:
+    """A boto3 client for the local endpoint (any credentials work there)."""
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint, region_name=REGION, aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=pool))
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of an execution, oldest first (paginated: histories can be long)."""
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    for _ in range(100):  # 100,000 events: far past Step Functions' own 25,000 limit
+        page = sfn.get_execution_history(**kwargs)
+        events += page["events"]
+        if not page.get("nextToken"):
+            break
+        kwargs["nextToken"] = page["nextToken"]
+    return events
+
+
+def entered(events: list[dict[str, Any]]) -> list[str]:
+    """The states an execution entered, in order: what a state transition is billed for."""
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+# --- the local stack's process tree and its memory ---
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                # The command name is in parentheses and may hold spaces: split after it.
+                ppid = int(stat.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it."""
+    tree, found, todo = _children(), [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += tree.get(pid, [])
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of one process, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> float:
+    """This machine's one-minute load average (other work skews every timing here)."""
+    return os.getloadavg()[0]
+
+
+@dataclass
+class MemorySampler:
+    """Samples the summed RSS of a process tree in a thread; keeps the peak and the process count at it."""
+
+    root: int
+    interval: float = 0.25
+    peak: int = 0
+    peak_processes: int = 0
+    peak_root: int = 0  # the root process's own RSS at the tree's peak
+    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (monotonic, tree, root, processes)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> int:
+        """One reading of the tree's RSS (also updates the peak)."""
+        pids = process_tree(self.root)
+        sizes = {pid: rss_bytes(pid) for pid in pids}
+        total = sum(sizes.values())
+        self.samples.append((time.monotonic(), total, sizes.get(self.root, 0), len(pids)))
+        if total > self.peak:
+            self.peak, self.peak_processes, self.peak_root = total, len(pids), sizes.get(self.root, 0)
+        return total
+
+    def __enter__(self) -> MemorySampler:
+        self._thread = threading.Thread(target=self._run, name="rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+
+# --- the local stack ---
+
+
+@dataclass
+class Stack:
+    """A running ``jobscheduler local --no-demo`` and clients for it."""
+
+    process: subprocess.Popen[bytes]
+    api: str
+    aws: str
+    log: Path
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def client(self, service: str, pool: int = 10) -> Any:
+        """A boto3 client for the stack's AWS endpoint."""
+        return aws_client(self.aws, service, pool)
+
+    def schedule(self, body: dict[str, Any], session: requests.Session | None = None) -> dict[str, Any]:
+        """``POST /jobs``: the created job."""
+        response = (session or self.http).post(f"{self.api}/jobs", json=body, timeout=30)
+        if response.status_code != 201:
+            raise RuntimeError(f"POST /jobs answered {response.status_code}: {response.text}")
+        return dict(response.json())
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """``GET /jobs/{jobId}``."""
+        response = self.http.get(f"{self.api}/jobs/{job_id}", timeout=30)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def instance_dir(self) -> Path | None:
+        """Where the emulator keeps the instances' work files (from the start-up banner)."""
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith(WORK_FILES):
+                return Path(line.removeprefix(WORK_FILES).strip())
+        return None
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the stack's own process has used so far."""
+        return cpu_seconds(self.process.pid)
+
+    def wait_quiet(self, busy: float = 0.15, window: float = 1.0, timeout: float = 60) -> bool:
+        """Wait until the stack uses less than ``busy`` of a core over ``window`` seconds; was it quiet in time?"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(window)
+            if (self.cpu_seconds() - before) / window < busy:
+                return True
+        return False
+
+    def live_instances(self) -> list[str]:
+        """Instances pending or running in the emulated EC2."""
+        ec2 = self.client("ec2")
+        found = []
+        for page in ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]):
+            found += [i["InstanceId"] for r in page["Reservations"] for i in r["Instances"]]
+        return found
+
+
+def _wait_ready(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            raise RuntimeError(f"the local stack exited {stack.process.returncode}:\n{stack.log.read_text()}")
+        try:
+            if requests.get(f"{stack.api}/jobs?limit=1", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{stack.log.read_text()}")
+
+
+def _start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): tells a process from a later one with its pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_tree(root: int, grace: float) -> None:
+    """SIGTERM ``root`` (the stack cleans up after itself), then SIGKILL whatever of its tree is left.
+
+    The tree is noted first, by pid and start time: instance processes lead
+    sessions of their own and would outlive a killed stack as orphans.
+    """
+    known = {pid: _start_time(pid) for pid in process_tree(root)}
+    try:
+        os.kill(root, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _start_time(root) == known.get(root):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(root, os.WNOHANG)[0]:
+                break
+        time.sleep(0.2)
+    known.update({pid: _start_time(pid) for pid in process_tree(root)})
+    for pid, started in known.items():
+        if started is not None and _start_time(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def local_stack(ready_timeout: float = 90, stop_grace: float = 60) -> Iterator[Stack]:
+    """``jobscheduler local --no-demo`` on free ports, stopped (always) on exit.
+
+    The stack gets ``stop_grace`` seconds to stop itself; then it and every
+    process it started are killed.
+    """
+    api_port, aws_port = free_port(), free_port()
+    directory = Path(tempfile.mkdtemp(prefix="jobscheduler-bench-"))
+    log = directory / "stack.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jobscheduler.cli", "local", "--no-demo",
+             "--api-port", str(api_port), "--aws-port", str(aws_port)],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    stack = Stack(process, f"http://{HOST}:{api_port}", f"http://{HOST}:{aws_port}", log)
+    try:
+        _wait_ready(stack, ready_timeout)
+        yield stack
+    finally:
+        work = stack.instance_dir()
+        kill_tree(process.pid, stop_grace)
+        process.wait()
+        if work is not None and work.parent.name.startswith("jobscheduler-local-"):
+            shutil.rmtree(work.parent, ignore_errors=True)  # the stack's own, if it was killed before removing it
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that ``with local_stack()`` stops the stack on the way out."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+# --- results ---
+
+
+@dataclass
+class Row:
+    """One line of the benchmark table."""
+
+    bench: str
+    metric: str
+    ours: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    met: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON."""
+        return dict(self.__dict__)
+
+
+def ratio(ours: float, baseline: float) -> str:
+    """``ours / baseline`` for the table."""
+    if not baseline:
+        return "n/a"
+    value = ours / baseline
+    return f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
+
+
+def cli(description: str, sizes: dict[str, int]) -> argparse.Namespace:
+    """Arguments every benchmark script takes: its sizes, and where to write its JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, dest=name)
+    parser.add_argument("--json", type=Path, help="write the figures and rows here")
+    exit_on_sigterm()
+    return parser.parse_args()
+
+
+def report(name: str, figures: dict[str, Any], rows: list[Row], json_path: Path | None) -> None:
+    """Print the rows of one benchmark and write them with its figures as JSON."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=name, title_justify="left")
+    for column in ("metric", "ours", "baseline", "ratio", "target", "met"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.metric, row.ours, row.baseline, row.ratio, row.target, _met(row.met))
+    Console(soft_wrap=True).print(table)
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"name": name, "figures": figures, "rows": [r.as_dict() for r in rows]},
+                                        indent=2, default=str))
+
+
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "NO", None: ""}[met]
