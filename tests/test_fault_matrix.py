@@ -208,7 +208,8 @@ def running_spot_interruption(r: Run) -> None:
     first = r.instance()
     wait_for(r.job_id, {jobs.RUNNING})
     r.interrupt(first.instance_id)
-    r.instance(previous=first.instance_id).callback(0)
+    response = r.instance(previous=first.instance_id).callback(0)
+    assert response.status_code == 202, response.body
 
 
 def running_duplicate_callback(r: Run) -> None:
