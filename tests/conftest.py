@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,18 +84,22 @@ def load(path: Path) -> dict:
 def pytest_configure(config: pytest.Config) -> None:
     """A fresh fault matrix table each run (the controller clears it, not the xdist workers)."""
     if not hasattr(config, "workerinput"):
-        from tests.test_fault_matrix import MATRIX_FILE
+        import tempfile
 
-        MATRIX_FILE.unlink(missing_ok=True)
+        from tests.test_fault_matrix import MATRIX_ENV
+
+        handle, path = tempfile.mkstemp(prefix="fault-matrix-", suffix=".jsonl")
+        os.close(handle)
+        os.environ[MATRIX_ENV] = path
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the fault matrix as a table when it ran."""
-    from tests.test_fault_matrix import MATRIX_FILE
+    from tests.test_fault_matrix import matrix_file
 
-    if not MATRIX_FILE.exists():
+    if not matrix_file().exists() or not matrix_file().read_text():
         return
-    rows = [json.loads(line) for line in MATRIX_FILE.read_text().splitlines()]
+    rows = [json.loads(line) for line in matrix_file().read_text().splitlines()]
     order = ["waiting", "requesting", "launched", "running", "terminating"]
     rows.sort(key=lambda r: (order.index(r["phase"]), r["fault"]))
     terminalreporter.section(f"fault matrix: {len(rows)} scenarios")

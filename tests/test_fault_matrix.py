@@ -9,6 +9,7 @@ outcomes is printed at the end of the run.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ from tests.faults import Faults, injected, update_of
 from tests.support import Instance, execution_status, instances, live_instances, post_job, wait_for, wait_terminal
 
 MATRIX_FILE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "fault-matrix.jsonl"
+# The controller names a file of its own for each run (xdist workers inherit it).
+MATRIX_ENV = "JOBSCHEDULER_FAULT_MATRIX"
+
+
+def matrix_file() -> Path:
+    """Where this run's rows go."""
+    return Path(os.environ.get(MATRIX_ENV) or MATRIX_FILE)
 
 
 @dataclass
@@ -99,7 +107,8 @@ def terminate_externally(instance_id: str) -> None:
 
 def waiting_aws_fails_once(r: Run) -> None:
     r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("requestedAt"))
-    r.instance().callback(0)
+    response = r.instance().callback(0)
+    assert response.status_code == 202, response.body
 
 
 def waiting_aws_fails_always(r: Run) -> None:
@@ -338,8 +347,9 @@ def assert_attempts_consistent(job: dict[str, Any], expected: int) -> None:
 
 
 def record(phase: str, fault: str, job: dict[str, Any]) -> None:
-    MATRIX_FILE.parent.mkdir(exist_ok=True)
+    target = matrix_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
     row = {"phase": phase, "fault": fault, "status": job["status"], "reason": job["statusReason"],
            "attempts": "/".join(a.get("outcome", "?") for a in job["attempts"]) or "-"}
-    with MATRIX_FILE.open("a") as out:
+    with target.open("a") as out:
         out.write(json.dumps(row) + "\n")
