@@ -19,6 +19,7 @@ def apply() -> None:
     _heartbeat_timeout_error()
     _stop_right_after_start()
     _callback_before_the_wait()
+    _atomic_item_writes()
     _applied = True
 
 
@@ -84,3 +85,24 @@ def _callback_before_the_wait() -> None:
         return endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
+
+
+def _atomic_item_writes() -> None:
+    # DynamoDB applies each conditional write atomically. moto reads, checks and
+    # writes an item without a lock, so two threads (the workflow's RunJob and an
+    # instance's callback) can both pass their conditions and one write is lost.
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
