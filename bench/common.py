@@ -158,23 +158,60 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of this machine's CPU time (all cores) spent busy over the next ``seconds``.
+
+    Unlike the load average, which trails by a minute, this is what other
+    work takes right now.
+    """
+    def totals() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    all_before, idle_before = totals()
+    time.sleep(seconds)
+    all_after, idle_after = totals()
+    spent = all_after - all_before
+    return 1 - (idle_after - idle_before) / spent if spent else 0.0
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of one process: its RSS with each shared page split among its sharers.
+
+    Summing RSS over a process tree counts shared pages once per process (a
+    child forked from the stack, before it execs, would count the whole stack
+    again); summing PSS counts every page once.
+    """
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 @dataclass
 class MemorySampler:
-    """Samples the summed RSS of a process tree in a thread; keeps the peak and the process count at it."""
+    """Samples a process tree's memory in a thread (summed PSS, and the root's RSS); keeps the peak."""
 
     root: int
     interval: float = 0.25
     peak: int = 0
     peak_processes: int = 0
-    peak_root: int = 0  # the root process's own RSS at the tree's peak
+    peak_root: int = 0  # the root process's own PSS at the tree's peak
+    peak_root_rss: int = 0  # the root process's highest RSS seen
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (monotonic, tree, root, processes)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def sample(self) -> int:
-        """One reading of the tree's RSS (also updates the peak)."""
+        """One reading of the tree's summed PSS (also updates the peaks)."""
         pids = process_tree(self.root)
-        sizes = {pid: rss_bytes(pid) for pid in pids}
+        sizes = {pid: pss_bytes(pid) for pid in pids}
+        self.peak_root_rss = max(self.peak_root_rss, rss_bytes(self.root))
         total = sum(sizes.values())
         self.samples.append((time.monotonic(), total, sizes.get(self.root, 0), len(pids)))
         if total > self.peak:

@@ -156,7 +156,7 @@ def per_job() -> tuple[dict[str, Any], list[int]]:
 
 # --- idle: the sweeper against N jobs ---
 
-_WAITING_MACHINE = {"StartAt": "WaitUntilScheduled",
+WAITING_MACHINE = {"StartAt": "WaitUntilScheduled",
                     "States": {"WaitUntilScheduled": {"Type": "Wait", "Seconds": 3600, "End": True}}}
 
 
@@ -187,7 +187,7 @@ def sweep_calls(count: int, status: str) -> dict[str, Any]:
     """
     with emulated() as e:
         arn = boto3.client("stepfunctions").create_state_machine(
-            name="waiting", definition=json.dumps(_WAITING_MACHINE),
+            name="waiting", definition=json.dumps(WAITING_MACHINE),
             roleArn="arn:aws:iam::123456789012:role/bench")["stateMachineArn"]
         os.environ[e.module("chalicelib.config").STATE_MACHINE_ARN] = arn
         e.cloud.state_machine_arn = arn

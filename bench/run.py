@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import REPO, kill_tree, load_average
+from bench.common import REPO, cpu_busy, kill_tree, load_average
 
 RESULTS = REPO / "bench" / "results"
 # (module, full-size arguments, quick arguments); throughput is sized by the time left.
@@ -33,7 +33,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("weight", ["--imports", "7"], ["--imports", "2"]),
     ("cost", [], []),
     ("precision", ["--jobs", "200"], ["--jobs", "5", "--trials", "50"]),
-    ("api_overhead", ["--jobs", "1000", "--seconds", "90"], ["--jobs", "10"]),
+    ("api_overhead", ["--jobs", "1000", "--seconds", "60"], ["--jobs", "10"]),
     ("listing", ["--small", "100", "--large", "10000"], ["--small", "60", "--large", "120"]),
 ]
 THROUGHPUT_RESERVE = 75  # drain, checks and stopping the stack, after the posting window
@@ -45,7 +45,7 @@ def run_one(name: str, args: list[str], timeout: float, directory: Path) -> dict
     """One benchmark in a fresh interpreter; its JSON (kept in ``directory``), or an error row."""
     out = directory / f"{name}.json"
     out.unlink(missing_ok=True)
-    before, started = load_average(), time.monotonic()
+    before, load, started = cpu_busy(), load_average(), time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", f"bench.{name}", *args, "--json", str(out)], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -57,7 +57,7 @@ def run_one(name: str, args: list[str], timeout: float, directory: Path) -> dict
         process.communicate()
         failure = f"timed out after {timeout:.0f} s"
     seconds = time.monotonic() - started
-    meta = {"seconds": round(seconds, 1), "load_before": before, "load_after": load_average(), "args": args}
+    meta = {"seconds": round(seconds, 1), "busy_before": round(before, 3), "load_before": load, "args": args}
     if failure:
         return {"name": name, "error": failure, "rows": [{"bench": name, "metric": "FAILED", "ours": failure[-200:],
                                                         "met": False}], **meta}
@@ -74,8 +74,8 @@ def table(results: list[dict[str, Any]], total: float, quick: bool) -> Table:
     for result in results:
         for i, row in enumerate(result["rows"]):
             met = {True: "[green]yes[/green]", False: "[red]NO[/red]", None: ""}[row.get("met")]
-            bench = f"{row['bench']}\n[dim]{result['seconds']:.0f} s, load {result['load_before']:.1f}[/dim]" \
-                if i == 0 else ""
+            bench = f"{row['bench']}\n[dim]{result['seconds']:.0f} s; CPU {result['busy_before']:.0%} busy " \
+                    "before[/dim]" if i == 0 else ""
             out.add_row(bench, row["metric"], row.get("ours", ""), row.get("baseline", ""), row.get("ratio", ""),
                         row.get("target", ""), met, end_section=i == len(result["rows"]) - 1)
     return out
@@ -95,7 +95,7 @@ def main() -> None:
     results = []
     for name, full, quick in BENCHES:
         left = args.budget - (time.monotonic() - started)
-        console.print(f"[bold]{name}[/bold] ... (load {load_average():.1f}, {left:.0f} s left)")
+        console.print(f"[bold]{name}[/bold] ... ({left:.0f} s left)")
         # Whatever happens, the throughput benchmark and a timed-out benchmark's clean-up still fit.
         timeout = max(30.0, left - MIN_WINDOW - THROUGHPUT_RESERVE - STOP_GRACE)
         results.append(run_one(name, quick if args.quick else full, timeout=timeout, directory=each))
@@ -103,7 +103,7 @@ def main() -> None:
     left = args.budget - (time.monotonic() - started)
     window = 10 if args.quick else max(MIN_WINDOW, int(left - THROUGHPUT_RESERVE))
     throughput = ["--jobs", "5" if args.quick else "1000", "--window", str(window), "--drain", "60"]
-    console.print(f"[bold]throughput[/bold] ... (load {load_average():.1f}, posting window {window} s)")
+    console.print(f"[bold]throughput[/bold] ... (posting window {window} s)")
     results.append(run_one("throughput", throughput, timeout=window + THROUGHPUT_RESERVE + 60, directory=each))
     total = time.monotonic() - started
     console.print(table(results, total, args.quick))
