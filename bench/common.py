@@ -245,6 +245,7 @@ class Stack:
     aws: str
     log: Path
     http: requests.Session = field(default_factory=requests.Session)
+    orphans: int = 0  # instance processes still running after the stack stopped (and killed then)
 
     def client(self, service: str, pool: int = 10) -> Any:
         """A boto3 client for the stack's AWS endpoint."""
@@ -341,6 +342,41 @@ def kill_tree(root: int, grace: float) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def processes_under(directory: Path) -> list[int]:
+    """Processes whose working directory is inside ``directory`` (every instance process starts there)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(f"/proc/{entry.name}/cwd").removesuffix(" (deleted)"))
+        except OSError:
+            continue
+        if cwd == directory or directory in cwd.parents:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_instances(directory: Path) -> int:
+    """SIGKILL what still runs in an instance directory of a stack that is gone; how many were left.
+
+    The stack's own stop can miss an instance its emulator boots while
+    stopping, and a killed stack leaves them all; they lead sessions of their
+    own, so nothing else reaches them.
+    """
+    left = 0
+    for _ in range(5):
+        pids = processes_under(directory)
+        if not pids:
+            break
+        left = max(left, len(pids))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    return left
+
+
 @contextmanager
 def local_stack(ready_timeout: float = 90, stop_grace: float = 60) -> Iterator[Stack]:
     """``jobscheduler local --no-demo`` on free ports, stopped (always) on exit.
@@ -365,8 +401,10 @@ def local_stack(ready_timeout: float = 90, stop_grace: float = 60) -> Iterator[S
         work = stack.instance_dir()
         kill_tree(process.pid, stop_grace)
         process.wait()
-        if work is not None and work.parent.name.startswith("jobscheduler-local-"):
-            shutil.rmtree(work.parent, ignore_errors=True)  # the stack's own, if it was killed before removing it
+        if work is not None:
+            stack.orphans = kill_instances(work)
+            if work.parent.name.startswith("jobscheduler-local-"):
+                shutil.rmtree(work.parent, ignore_errors=True)  # the stack's own, if it was killed before removing it
         shutil.rmtree(directory, ignore_errors=True)
 
 

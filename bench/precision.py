@@ -137,6 +137,7 @@ def measure(jobs: int) -> dict[str, Any]:
         phases["measure"] = time.monotonic() - began - phases["start"]
         stopping = time.monotonic()
     phases["stop"] = time.monotonic() - stopping
+    phases["instance_processes_killed_after_stop"] = stack.orphans
     return {"quiet": quiet, "burst": loud, "phases": phases, "warm_seconds_per_post": per_post}
 
 

@@ -42,7 +42,7 @@ from bench.common import (
     report,
 )
 
-MB = 1024 * 1024
+MIB = 1024 * 1024
 SAMPLED_HISTORIES = 40
 
 
@@ -121,7 +121,8 @@ def measure(jobs: int, window: int, inflight: int, drain: int) -> dict[str, Any]
             counts = list(pool.map(lambda job_id: len(entered(history(sfn, _arn(machine, job_id)))),
                                    submitted[:SAMPLED_HISTORIES]))
         peak_root_hwm = _high_water_mark(stack.process.pid)
-    return {"submitted": len(submitted), "posting_seconds": posting_ended, "elapsed": elapsed,
+    return {"orphans_after_stop": stack.orphans, "submitted": len(submitted), "posting_seconds": posting_ended,
+            "elapsed": elapsed,
             "still_running": running, "statuses": statuses, "live_instances": len(live),
             "transitions_sampled": counts, "peak_tree": memory.peak, "peak_root_at_peak": memory.peak_root,
             "peak_stack_rss": memory.peak_root_rss,
@@ -170,12 +171,14 @@ def run(jobs: int, window: int, inflight: int, drain: int) -> tuple[dict[str, An
             target="", met=None),
         Row(bench, f"time for {label}", f"{jobs / rate:.1f} min" if rate else "n/a"),
         Row(bench, "lost: not terminal, still running, live instances", str(lost), target="0", met=lost == 0),
+        Row(bench, "instance processes left running after the stack stopped", str(raw["orphans_after_stop"]),
+            target="0", met=raw["orphans_after_stop"] == 0),
         Row(bench, f"peak memory of the stack's process tree ({done} jobs, {inflight} in flight)",
-            f"{raw['peak_tree'] / MB:.0f} MB", f"stack {raw['peak_root_at_peak'] / MB:.0f} MB + instances "
-            f"{instances_at_peak / MB:.0f} MB; stack's peak RSS {raw['peak_stack_rss'] / MB:.0f} MB"),
-        Row(bench, f"peak memory, {label}", f"{projected_peak / MB:.0f} MB",
-            f"stack grows {per_job / 1024:.0f} KiB per finished job", target="< 1 GB",
-            met=projected_peak < 1024 * MB),
+            f"{raw['peak_tree'] / MIB:.0f} MiB", f"stack {raw['peak_root_at_peak'] / MIB:.0f} MiB + instances "
+            f"{instances_at_peak / MIB:.0f} MiB; stack's peak RSS {raw['peak_stack_rss'] / MIB:.0f} MiB"),
+        Row(bench, f"peak memory, {label}", f"{projected_peak / MIB:.0f} MiB",
+            f"stack grows {per_job / 1024:.0f} KiB per finished job", target="< 1 GiB",
+            met=projected_peak < 1024 * MIB),
         Row(bench, f"transitions per job on the local stack (first {len(sampled)})",
             f"mean {sum(sampled) / len(sampled):.1f}, max {max(sampled)}" if sampled else "n/a"),
     ]
