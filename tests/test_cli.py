@@ -13,35 +13,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from jobscheduler import client as api
-from tests.test_local import Stack, free_port, processes_under, stop, wait_ready, work_files
+from tests.test_local import TERMINAL, Stack, free_port, stack
 
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-TERMINAL = {"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``jobscheduler local --no-demo`` on free ports for this module, as tests/test_local.py starts it."""
-    api_port, aws_port = free_port(), free_port()
-    log = tmp_path_factory.mktemp("cli") / "stack.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "jobscheduler.cli", "local", "--no-demo", "--api-port", str(api_port),
-             "--aws-port", str(aws_port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        url = f"http://127.0.0.1:{api_port}"
-        wait_ready(url, process, log)
-        yield Stack(url, f"http://127.0.0.1:{aws_port}", api_port, log)
-    finally:
-        stop(process)
-    assert processes_under(work_files(log.read_text())) == [], "instance processes outlived the stack"
 
 
 def run(stack: Stack | None, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:

@@ -11,12 +11,12 @@ import os
 import pytest
 
 from tests.fuzz import campaign, executions, stored_jobs
-from tests.test_local import stack  # noqa: F401  (the module-scoped local stack fixture)
+from tests.test_local import stack
 
 pytestmark = pytest.mark.slow
 
 
-def test_fuzzed_requests_get_no_5xx_and_write_nothing_when_refused(stack):  # noqa: F811
+def test_fuzzed_requests_get_no_5xx_and_write_nothing_when_refused(stack):
     """No 5xx; every error is JSON with a message; only accepted jobs exist, each with one execution."""
     total = int(os.environ.get("FUZZ_REQUESTS", "320"))
     report = campaign(stack.api, total=total)
