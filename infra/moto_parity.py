@@ -24,6 +24,8 @@ def apply() -> None:
     _atomic_item_writes()
     _definition_parsed_once()
     _service_clients_reused()
+    _requests_routed_once_per_host()
+    _paths_compiled_once()
     _applied = True
 
 
@@ -207,3 +209,34 @@ def _service_clients_reused() -> None:
     for module in list(sys.modules.values()):
         if getattr(module, "boto_client_for", None) is build:
             module.boto_client_for = client_for  # type: ignore[attr-defined]
+
+
+def _requests_routed_once_per_host() -> None:
+    # Every request to the emulator's endpoint is routed to a service by its host:
+    # moto lists its own package directory (hundreds of stat calls) and tries
+    # hundreds of URL patterns for each request, under one lock. The answer for a
+    # host never changes, so it is worked out once.
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    route = DomainDispatcherApplication.get_backend_for_host
+    routes: dict[str | None, Any] = {}
+
+    def backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in routes:
+            routes[host] = route(self, host)
+        return routes[host]
+
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+
+
+def _paths_compiled_once() -> None:
+    # moto compiles every JSONPath again each time a state reads or writes one
+    # (jsonpath-ng builds its parser tables per call): most of an execution's CPU
+    # in the local stack. A compiled path is immutable, so each is compiled once.
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]

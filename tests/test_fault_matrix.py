@@ -74,6 +74,7 @@ class Run:
 
 
 def soon(seconds: int = 2) -> str:
+    """A scheduledAt for a job that must wake up during the test."""
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -277,12 +278,17 @@ def settle(r: Run) -> None:
     execution_status(r.job["executionArn"], settle=60)
 
 
+def later() -> str:
+    """A scheduledAt for a job that must still be waiting when the fault comes."""
+    return soon(60)
+
+
 # phase, fault, scenario, job fields, expected status, reason fragment, attempts
 SCENARIOS = [
     ("waiting", "AWS call fails once", waiting_aws_fails_once, {"scheduledAt": soon}, "TerminatedOK", "exited 0", 1),
     ("waiting", "AWS call keeps failing", waiting_aws_fails_always, {"scheduledAt": soon}, "Failed", "could not", 0),
-    ("waiting", "execution stopped", waiting_stopped, {"scheduledAt": soon}, "Failed", "ABORTED", 0),
-    ("waiting", "cancel", waiting_cancel, {"scheduledAt": soon}, "Cancelled", "cancelled", 0),
+    ("waiting", "execution stopped", waiting_stopped, {"scheduledAt": later}, "Failed", "ABORTED", 0),
+    ("waiting", "cancel", waiting_cancel, {"scheduledAt": later}, "Cancelled", "cancelled", 0),
     ("requesting", "AWS call fails once", requesting_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
     ("requesting", "AWS call keeps failing", requesting_aws_fails_always, {}, "Failed", "no capacity", 0),
     ("requesting", "execution stopped", requesting_stopped, {}, "Failed", "ABORTED", 0),
