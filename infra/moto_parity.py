@@ -230,13 +230,16 @@ def _requests_routed_once_per_host() -> None:
 
 
 def _paths_compiled_once() -> None:
-    # moto compiles every JSONPath again each time a state reads or writes one
-    # (jsonpath-ng builds its parser tables per call): most of an execution's CPU
-    # in the local stack. A compiled path is immutable, so each is compiled once.
+    # moto compiles every JSONPath again each time a state reads or writes one,
+    # and each time EventBridge delivers an event to a target (jsonpath-ng builds
+    # its parser tables per call): most of an execution's CPU in the local stack.
+    # A compiled path is immutable, so each is compiled once.
     import functools
 
+    import jsonpath_ng
+    import jsonpath_ng.ext
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.utils import json_path
 
-    for module in (json_path, result_path):
+    for module in (jsonpath_ng, jsonpath_ng.ext, json_path, result_path):
         module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]

@@ -108,7 +108,7 @@ def test_records_without_a_status_change_publish_nothing(api, wiring):
     job = post_job(api, {**HELLO, "scheduledAt": LATER}).json_body
     store.update(job["jobId"], {"statusReason": "still waiting"})
     records = wiring.records()
-    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "MODIFY"]  # put, executionArn, reason
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]  # put, reason
     assert on_job_change(records[1:])["published"] == 0
     assert wiring.published() == []
     api.http.post(f"/jobs/{job['jobId']}/cancel")

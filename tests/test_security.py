@@ -63,10 +63,39 @@ def test_replay_starts_a_job_whose_first_request_died_before_starting(api, aws, 
         post_job(api, FAR, headers)
     monkeypatch.setattr(workflow, "start", real_start)
     (stored,) = store.list_jobs(None, 10, None)[0]
-    assert stored["status"] == jobs.SCHEDULED and not stored.get("executionArn")
+    assert stored["status"] == jobs.SCHEDULED and executions(aws) == []
     replay = post_job(api, FAR, headers)
     assert replay.status_code == 200 and replay.json_body["executionArn"]
     assert post_job(api, FAR, headers).json_body["executionArn"] == replay.json_body["executionArn"]
+    assert len(executions(aws)) == 1
+    api.http.post(f"/jobs/{stored['jobId']}/cancel")
+
+
+def test_replays_racing_to_start_the_same_job_start_it_once(api, aws, monkeypatch):
+    """A replay that finds no execution, then loses the start to its twin, still answers with the job."""
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.models import StepFunctionBackend
+
+    from chalicelib import workflow
+
+    headers = {"Idempotency-Key": "twins"}
+    real_start = workflow.start
+    monkeypatch.setattr(workflow, "start", lambda job, user_data: (_ for _ in ()).throw(SystemExit("crash")))
+    with pytest.raises(SystemExit):
+        post_job(api, FAR, headers)
+    monkeypatch.setattr(workflow, "start", real_start)
+    (stored,) = store.list_jobs(None, 10, None)[0]
+    real_start(stored, "twin's user data")  # the twin replay started it, with its own secret
+    real_describe = StepFunctionBackend.describe_execution
+
+    def not_yet(backend, execution_arn):  # the replay looked just before the twin's start
+        monkeypatch.setattr(StepFunctionBackend, "describe_execution", real_describe)
+        raise ExecutionDoesNotExist("Execution Does Not Exist")
+
+    monkeypatch.setattr(StepFunctionBackend, "describe_execution", not_yet)
+    replay = post_job(api, FAR, headers)
+    assert replay.status_code == 200, replay.json_body
+    assert replay.json_body["status"] == jobs.SCHEDULED and replay.json_body["executionArn"] == stored["executionArn"]
     assert len(executions(aws)) == 1
     api.http.post(f"/jobs/{stored['jobId']}/cancel")
 

@@ -29,6 +29,10 @@ Admin = Callable[[str, str, bytes], tuple[int, Any]]
 class LocalRequestHandler(ChaliceRequestHandler):
     """chalice.local's handler, plus the ``/_local/`` control routes and no per-request log lines."""
 
+    # Headers and body go out in separate writes: without TCP_NODELAY a client
+    # that reuses its connection waits ~40 ms for the delayed ACK each time.
+    disable_nagle_algorithm = True
+
     def __init__(self, *args: Any, admin: Admin, **kwargs: Any) -> None:
         # BaseHTTPRequestHandler handles the request inside __init__: set first.
         self._admin = admin

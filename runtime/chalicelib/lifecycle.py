@@ -63,6 +63,9 @@ def idempotent_id(caller: str, key: str) -> str:
 def _store_and_start(job: dict[str, Any], api_url: str) -> dict[str, Any]:
     secret, user_data = _user_data(job, api_url)
     job["secretHash"] = auth.hash_secret(secret)
+    # Executions are named after their job, so the ARN is known before the start:
+    # one write per job, and the record never lacks it.
+    job["executionArn"] = workflow.execution_arn(job["jobId"])
     store.put_new(job)
     return _start(job, user_data)
 
@@ -79,27 +82,26 @@ def _user_data(job: dict[str, Any], api_url: str) -> tuple[str, str]:
 
 def _start(job: dict[str, Any], user_data: str) -> dict[str, Any]:
     try:
-        arn = workflow.start(job, user_data)
+        workflow.start(job, user_data)
+    except workflow.AlreadyStarted:
+        pass  # a repeat of the same request started it a moment ago
     except Exception as exc:
         log.exception("could not start the execution of %s", job["jobId"])
         store.end_if_not_terminal(job["jobId"], jobs.FAILED, f"could not start the workflow: {exc}",
                                   jobs.timestamp(jobs.now()))
         raise StartFailed(job["jobId"]) from exc
-    return store.update(job["jobId"], {"executionArn": arn}) or job
+    return job
 
 
 def _replay(existing: dict[str, Any], job: dict[str, Any], api_url: str) -> dict[str, Any]:
     if existing.get("bodyHash") != job["bodyHash"]:
         raise Conflict("Idempotency-Key: was used before with a different body")
-    if existing.get("executionArn") or existing["status"] != jobs.SCHEDULED:
+    if existing["status"] != jobs.SCHEDULED or workflow.exists(workflow.execution_arn(existing["jobId"])):
         return existing
-    # The first request stored the job but may have died before starting it.
-    arn = workflow.execution_arn(existing["jobId"])
-    if workflow.exists(arn):
-        return store.update(existing["jobId"], {"executionArn": arn}) or existing
+    # The first request stored the job but died before starting it: start it now, with a new secret.
     secret, user_data = _user_data(existing, api_url)
     updated = store.update(existing["jobId"], {"secretHash": auth.hash_secret(secret)},
-                           allowed_from=(jobs.SCHEDULED,), condition="attribute_not_exists(executionArn)")
+                           allowed_from=(jobs.SCHEDULED,))
     return _start(updated, user_data) if updated else get(existing["jobId"])
 
 

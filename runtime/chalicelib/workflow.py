@@ -58,14 +58,24 @@ def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
     }
 
 
+class AlreadyStarted(Exception):
+    """The job's execution exists already (started with another input)."""
+
+
 def start(job: dict[str, Any], user_data: str) -> str:
     """Start the job's execution, named after the job; returns its ARN.
 
-    Starting again with the same name and input is idempotent in Step Functions.
+    Starting again with the same name and input is idempotent in Step Functions;
+    with another input it is :class:`AlreadyStarted`.
     """
-    response = aws.sfn().start_execution(
-        stateMachineArn=config.state_machine_arn(), name=job["jobId"],
-        input=json.dumps(execution_input(job, user_data)))
+    try:
+        response = aws.sfn().start_execution(
+            stateMachineArn=config.state_machine_arn(), name=job["jobId"],
+            input=json.dumps(execution_input(job, user_data)))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+            raise AlreadyStarted(job["jobId"]) from None
+        raise
     return str(response["executionArn"])
 
 
