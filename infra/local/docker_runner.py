@@ -9,11 +9,10 @@ under a name unique to the instance (every emulated instance shares this
 machine's one engine).
 
 Either way the container's output reaches the console and the CloudWatch
-Logs group and stream of the awslogs ``--log-opt``s, through boto3 against the
-local endpoint (``AWS_ENDPOINT_URL``): the engine's own awslogs driver would
-talk to real AWS.
+Logs group and stream of the awslogs ``--log-opt``s, through the emulator
+(see ``logship.py``): the engine's own awslogs driver would talk to real AWS.
 
-Run as ``python -m infra.local.docker_runner ARGS``; it imports boto3 only to ship logs.
+Run as ``python -m infra.local.docker_runner ARGS``; it needs only the standard library.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ INSTANCE_ID = "JOBSCHEDULER_LOCAL_INSTANCE_ID"
 INSTANCE_DIR = "JOBSCHEDULER_LOCAL_INSTANCE_DIR"
 HOST_PATH = "JOBSCHEDULER_LOCAL_HOST_PATH"
 REAL_DOCKER = "JOBSCHEDULER_LOCAL_REAL_DOCKER"
+CONTROL = "JOBSCHEDULER_LOCAL_CONTROL"
 PREFIX = "[local docker]"
 RELAY_DRAIN_SECONDS = 1.0
 
@@ -112,7 +112,10 @@ def _shipper(spec: RunSpec) -> LogShipper | None:
     group, stream = spec.log_opts.get("awslogs-group"), spec.log_opts.get("awslogs-stream")
     if not group or not stream:
         return None
-    return LogShipper(group, stream, spec.log_opts.get("awslogs-region"), on_error=say)
+    if not os.environ.get(CONTROL):
+        say(f"no {CONTROL}: the output is not shipped to CloudWatch Logs")
+        return None
+    return LogShipper(group, stream, os.environ[CONTROL], on_error=say)
 
 
 def run(spec: RunSpec) -> int:

@@ -68,6 +68,7 @@ class InstanceEmulator:
     """Watches EC2 for this stack's instances and runs each one's user data."""
 
     ec2: Any
+    logs: Any  # the emulated engine's awslogs driver ships the containers' output with it
     stack_tag: str
     root: Path
     environment: Environment
@@ -137,7 +138,8 @@ class InstanceEmulator:
         directory = self.root / metadata.instance_id
         directory.mkdir(parents=True, exist_ok=True)
         machine = Machine(metadata, directory, boot_at=now + BOOT_SECONDS)
-        machine.server = MetadataServer(metadata, lambda when: self._shutdown_requested(machine, when))
+        machine.server = MetadataServer(metadata, lambda when: self._shutdown_requested(machine, when),
+                                        self.ship_logs)
         machine.server.start()
         tags = metadata.tags
         self._say(machine, f"running ({metadata.instance_type}, {metadata.availability_zone}) "
@@ -184,6 +186,21 @@ class InstanceEmulator:
         for raw in machine.process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             self.console.print(Text(f"{machine.instance_id}  ", style="dim cyan") + Text(line))
+
+    def ship_logs(self, batch: dict[str, Any]) -> None:
+        """Put a container's output in its log stream (created on first use), as the awslogs driver does."""
+        group, stream = batch["group"], batch["stream"]
+        try:
+            self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch["events"])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            try:
+                self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            except ClientError as again:
+                if again.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                    raise
+            self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch["events"])
 
     def _shutdown_requested(self, machine: Machine, when: str) -> None:
         """The ``shutdown`` stand-in: ``now``, ``+N`` minutes, or ``cancel``."""

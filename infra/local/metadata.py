@@ -4,8 +4,10 @@ The bootstrap reads ``instance-id`` and polls ``spot/instance-action``
 through ``JOBSCHEDULER_IMDS_ENDPOINT``. Only IMDSv2 is answered (a token from
 ``PUT /latest/api/token`` on every read), as on the stack's instances.
 
-``POST /local/shutdown`` is not IMDS: it is how the ``shutdown`` stand-in
-tells the emulator what the operating system would tell the hypervisor.
+``POST /local/shutdown`` and ``POST /local/logs`` are not IMDS: they are how
+the ``shutdown`` stand-in tells the emulator what the operating system would
+tell the hypervisor, and how the stand-in docker hands a container's output
+to the emulated engine's awslogs driver.
 """
 
 from __future__ import annotations
@@ -64,11 +66,13 @@ class Metadata:
 
 
 class MetadataServer:
-    """Serves one instance's :class:`Metadata`; ``on_shutdown`` gets ``now``, ``+N`` or ``cancel``."""
+    """Serves one instance's :class:`Metadata`; ``on_shutdown`` gets ``now``, ``+N`` or ``cancel``,
+    ``on_logs`` a batch of output ``{"group", "stream", "events"}``."""
 
-    def __init__(self, metadata: Metadata, on_shutdown: Callable[[str], None], host: str = "127.0.0.1") -> None:
+    def __init__(self, metadata: Metadata, on_shutdown: Callable[[str], None],
+                 on_logs: Callable[[dict[str, Any]], None], host: str = "127.0.0.1") -> None:
         self.metadata = metadata
-        self._server = ThreadingHTTPServer((host, 0), _handler(metadata, on_shutdown))
+        self._server = ThreadingHTTPServer((host, 0), _handler(metadata, on_shutdown, on_logs))
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
@@ -85,7 +89,8 @@ class MetadataServer:
         self._server.server_close()
 
 
-def _handler(metadata: Metadata, on_shutdown: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+def _handler(metadata: Metadata, on_shutdown: Callable[[str], None],
+             on_logs: Callable[[dict[str, Any]], None]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # the bootstrap polls every second
             pass
@@ -119,10 +124,17 @@ def _handler(metadata: Metadata, on_shutdown: Callable[[str], None]) -> type[Bas
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode().strip()
-            if self.path != "/local/shutdown":
+            if self.path == "/local/shutdown":
+                on_shutdown(body)
+            elif self.path == "/local/logs":
+                try:
+                    on_logs(json.loads(body))
+                except Exception as exc:  # tell the stand-in; it reports and stops shipping
+                    self._answer(502, f"could not ship the output: {exc}")
+                    return
+            else:
                 self._answer(404)
                 return
-            on_shutdown(body)
             self._answer(200, "ok")
 
     return Handler

@@ -108,7 +108,8 @@ class LocalStack:
                 standins=directory, instance_id=instance_id, instance_dir=instance_dir, imds_url=imds_url,
                 aws_endpoint=self.aws_endpoint, region=cloud.REGION, real_docker_path=self.real_docker)
 
-        self._emulator = InstanceEmulator(boto3.session.Session().client("ec2"), self.resources.stack_tag,
+        session = boto3.session.Session()
+        self._emulator = InstanceEmulator(session.client("ec2"), session.client("logs"), self.resources.stack_tag,
                                           self.root / "instances", environment, self.console)
         self._emulator.start()
         self._stops.append(self._emulator.stop)
