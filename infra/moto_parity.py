@@ -26,6 +26,7 @@ def apply() -> None:
     _service_clients_reused()
     _requests_routed_once_per_host()
     _paths_compiled_once()
+    _requests_parsed_once()
     _applied = True
 
 
@@ -243,3 +244,19 @@ def _paths_compiled_once() -> None:
 
     for module in (jsonpath_ng, jsonpath_ng.ext, json_path, result_path):
         module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]
+
+
+def _requests_parsed_once() -> None:
+    # Per request, moto lists the handler class's methods with inspect, and parses
+    # an UpdateExpression twice (once to check its placeholders, once to apply
+    # it): a third of the emulator's CPU when jobs run back to back. Neither
+    # answer changes for the same class or text, and the parsed expression is
+    # only read (validation works on a deep copy), so each is computed once.
+    import functools
+
+    from moto.core import responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[method-assign, assignment, arg-type]

@@ -115,7 +115,11 @@ class InstanceEmulator:
                 self.console.print(f"[red]instance emulator: {exc}[/red]")
 
     def _describe(self) -> dict[str, dict[str, Any]]:
-        filters = [{"Name": f"tag:{STACK_TAG}", "Values": [self.stack_tag]}]
+        # Terminated instances are left out (an instance missing here counts as
+        # terminated): the answer stays as small as the number of live instances.
+        filters = [{"Name": f"tag:{STACK_TAG}", "Values": [self.stack_tag]},
+                   {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping",
+                                                              "stopped"]}]
         found: dict[str, dict[str, Any]] = {}
         for page in self.ec2.get_paginator("describe_instances").paginate(Filters=filters):
             for reservation in page["Reservations"]:
