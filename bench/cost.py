@@ -9,8 +9,11 @@ since AWS bills retries as transitions too.
 
 Idle: our executions wait in ``Wait`` states, which cost nothing while they
 wait; the one thing that runs on a schedule is the sweeper (every 5 minutes
-in the CDK stack). Its AWS calls are counted by running it against N waiting
-jobs and N finished jobs. Beside it, the original design's poller: a Lambda
+in the CDK stack), and only while a job is in flight: a run that finds
+nothing in flight turns its own schedule off. The sweeper is run once
+against N waiting jobs and against N finished jobs: its AWS calls are
+counted, and whether its schedule is off afterwards decides how often it
+runs in an idle month. Beside it, the original design's poller: a Lambda
 every minute that scans the whole job table, priced from the measured size
 of a job record.
 
@@ -200,14 +203,16 @@ def sweep_calls(count: int, status: str) -> dict[str, Any]:
 
         aws.dynamodb().meta.events.register("after-call.dynamodb.Query", read)
         started = time.perf_counter()
-        with counting_calls(aws.dynamodb(), aws.sfn(), aws.ec2()) as calls:
+        with counting_calls(aws.dynamodb(), aws.sfn(), aws.ec2(), aws.client("events")) as calls:
             answer = e.module("app").sweeper({}, None)
         seconds = time.perf_counter() - started
         aws.dynamodb().meta.events.unregister("after-call.dynamodb.Query", read)
+        schedule = boto3.client("events").describe_rule(Name=e.cloud.sweeper_rule)["State"]
     if answer.get("ended") or answer.get("terminated"):
         raise RuntimeError(f"the sweeper changed healthy jobs: {answer}")
     return {"jobs": count, "status": status, "calls": dict(calls), "total_calls": sum(calls.values()),
-            "read_units": sum(units), "seconds_in_moto": round(seconds, 3)}
+            "read_units": sum(units), "seconds_in_moto": round(seconds, 3), "schedule_after": schedule,
+            "runs_per_idle_month": 0 if schedule == "DISABLED" else SWEEPS_PER_MONTH}
 
 
 def _linear(small: dict[str, Any], large: dict[str, Any], key: str, n: int) -> float:
@@ -236,15 +241,16 @@ def poller_month(rows: int, record_bytes: float) -> dict[str, float]:
     return {"rru_per_run": rru, "dollars": dynamodb + lambda_month(MONTH_MINUTES, pages), "dynamodb": dynamodb}
 
 
-def sweeper_month(calls: float, rru: float) -> dict[str, float]:
-    """Our design: the sweeper every 5 minutes, with its measured calls and read units per run.
+def sweeper_month(calls: float, rru: float, runs: float = SWEEPS_PER_MONTH) -> dict[str, float]:
+    """Our design: ``runs`` sweeper runs a month, with its measured calls and read units per run.
 
     A run that would outlast the function's timeout is cut there, reading only its share.
     """
     finished = min(1.0, LAMBDA_TIMEOUT / run_seconds(calls))
-    dynamodb = SWEEPS_PER_MONTH * rru * finished * PRICES["ddb_per_rru"]
-    return {"rru_per_run": rru * finished, "dollars": dynamodb + lambda_month(SWEEPS_PER_MONTH, calls),
-            "dynamodb": dynamodb, "share_of_jobs_checked": finished}
+    dynamodb = runs * rru * finished * PRICES["ddb_per_rru"]
+    once = rru * finished * PRICES["ddb_per_rru"] + lambda_month(1, calls)
+    return {"rru_per_run": rru * finished, "dollars": dynamodb + lambda_month(runs, calls),
+            "dynamodb": dynamodb, "share_of_jobs_checked": finished, "runs": runs, "dollars_per_run": once}
 
 
 def run() -> tuple[dict[str, Any], list[Row]]:
@@ -263,21 +269,24 @@ def run() -> tuple[dict[str, Any], list[Row]]:
         rows.append(Row(bench, f"transitions, {name}", f"{found['transitions']} (${dollars * 1000:.3f}/1k jobs)",
                         target=target, met=found["transitions"] <= 12 if target else None))
     finished = sweeps["finished"]
+    asleep = all(s["schedule_after"] == "DISABLED" for s in sweeps.values())
+    runs = 0 if asleep else SWEEPS_PER_MONTH
     for n in (1_000, 100_000):
         poller = poller_month(n, record)
-        idle = sweeper_month(finished["total_calls"], finished["read_units"])
+        idle = sweeper_month(finished["total_calls"], finished["read_units"], runs)
         calls = _linear(sweeps["waiting_100"], sweeps["waiting_300"], "total_calls", n)
-        waiting = sweeper_month(calls, _linear(sweeps["waiting_100"], sweeps["waiting_300"], "read_units", n))
+        waiting = sweeper_month(calls, _linear(sweeps["waiting_100"], sweeps["waiting_300"], "read_units", n), runs)
         figures["idle"][n] = {"poller": poller, "ours_finished": idle, "ours_waiting": waiting,
                               "sweeper_calls_waiting": calls}
-        rows.append(Row(bench, f"idle $/month, {n:,} finished jobs", f"${idle['dollars']:.4f} (sweeper)",
-                        f"${poller['dollars']:.2f} (1-min scan)", ratio(idle["dollars"], poller["dollars"]),
-                        "0", idle["dollars"] == 0))
-        cut = "" if waiting["share_of_jobs_checked"] == 1 else \
-            f", times out: checks {waiting['share_of_jobs_checked']:.0%}"
-        rows.append(Row(bench, f"idle $/month, {n:,} jobs waiting", f"${waiting['dollars']:.2f} (sweeper{cut})",
-                        f"${poller['dollars']:.2f} (1-min scan)", ratio(waiting["dollars"], poller["dollars"]),
-                        "0", waiting["dollars"] == 0))
+        for what, ours in ((f"{n:,} finished jobs", idle), (f"{n:,} jobs waiting", waiting)):
+            cut = "" if ours["share_of_jobs_checked"] == 1 else \
+                f", times out: checks {ours['share_of_jobs_checked']:.0%}"
+            note = f"sweeper off after one run, ${ours['dollars_per_run']:.7f}" if asleep else f"sweeper{cut}"
+            rows.append(Row(bench, f"idle $/month, {what}", f"${ours['dollars']:.4f} ({note})",
+                            f"${poller['dollars']:.2f} (1-min scan)", ratio(ours["dollars"], poller["dollars"]),
+                            "0", ours["dollars"] == 0))
+    rows.append(Row(bench, "  sweeper's AWS calls in that run: 100 finished / 300 waiting jobs",
+                    f"{finished['total_calls']} / {sweeps['waiting_300']['total_calls']}"))
     return figures, rows
 
 

@@ -182,13 +182,18 @@ def _service_clients_reused() -> None:
     # A workflow task's AWS call costs AWS no client set-up; moto builds a new
     # boto3 client for every call (3 ms for DynamoDB, 16 ms for EC2 here) and
     # ignores the state's credentials. botocore clients are thread-safe, so one
-    # per region and service serves every call.
+    # per region and service serves every call, with a connection pool as large
+    # as a burst of executions (a pool of 10 would open and drop a connection
+    # per call beyond the tenth).
     import importlib
     import sys
     import threading
 
+    import boto3
+    from botocore.config import Config
     from moto.core.models import botocore_stubber
     from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     build = boto_client.boto_client_for
@@ -196,11 +201,18 @@ def _service_clients_reused() -> None:
     lock = threading.Lock()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        # The client's endpoint depends on whether moto intercepts calls or serves them.
+        # As moto's own, but shared: its endpoint depends on whether moto intercepts calls or serves them.
         key = (region, service, botocore_stubber.enabled, moto_server_port())
         with lock:
             if key not in clients:
-                clients[key] = build(region, service, state_credentials)
+                endpoint = {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{key[3]}"}
+                clients[key] = boto3.client(
+                    service, region_name=region, aws_access_key_id="ak", aws_secret_access_key="sk",
+                    config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                                  connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  max_pool_connections=256),
+                    **endpoint)
             return clients[key]
 
     # Each task module imported the function by name: replace it there too.

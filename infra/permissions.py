@@ -173,7 +173,7 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
 
 def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_machine_arn: str,
         state_machine_name: str, job_log_group_arn: str, function_log_group_arns: Sequence[str],
-        stack_tag: str) -> list[iam.PolicyStatement]:
+        stack_tag: str, sweeper_rule_name: str) -> list[iam.PolicyStatement]:
     """What the REST API, the event handlers and the sweeper need."""
     return [
         iam.PolicyStatement(
@@ -215,6 +215,11 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
             sid="ReadJobLogs",
             actions=["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
             resources=[job_log_group_arn],
+        ),
+        iam.PolicyStatement(
+            sid="SweeperSchedule",
+            actions=["events:EnableRule", "events:DisableRule"],
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=sweeper_rule_name)],
         ),
         iam.PolicyStatement(
             sid="PublishJobEvents",

@@ -77,6 +77,8 @@ class JobSchedulerStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = Settings.from_context(self)
         self.stack_tag = self.stack_name
+        # Named, so the functions can turn it on and off without a reference cycle.
+        self.sweeper_rule_name = f"{self.stack_name}-sweeper"[:64]
         self.network = Network(self, "Network", NetworkSettings.from_context(self))
         self.table = self._create_table()
         self.job_logs = self._create_log_group("JobLogs")
@@ -210,6 +212,7 @@ class JobSchedulerStack(cdk.Stack):
                config.LAUNCH_TEMPLATE_ID: self.launch_template.launch_template_id or "",
                config.SUBNET_IDS: cdk.Fn.join(",", list(self.network.subnet_ids)),
                config.STACK_TAG: self.stack_tag,
+               config.SWEEPER_RULE: self.sweeper_rule_name,
                config.JOB_LOG_GROUP: self.job_logs.log_group_name,
                config.SECRET_PARAMETER_PREFIX: self.settings.parameter_prefix,
                config.SECRET_NAME_PREFIX: self.settings.secret_prefix}
@@ -300,7 +303,7 @@ class JobSchedulerStack(cdk.Stack):
             state_machine_arn=self.state_machine.state_machine_arn,
             state_machine_name=self.state_machine.state_machine_name,
             job_log_group_arn=self.job_logs.log_group_arn, function_log_group_arns=log_groups,
-            stack_tag=self.stack_tag))
+            stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name))
 
     # -- events, alarm, outputs -------------------------------------------------
 
@@ -320,8 +323,10 @@ class JobSchedulerStack(cdk.Stack):
                     source=["aws.ec2"], detail_type=["EC2 Spot Instance Interruption Warning"]),
             },
             "sweeper": {
-                "description": "Terminate leftover job instances and reconcile unfinished jobs",
+                "description": "While jobs are in flight: terminate leftover job instances, reconcile "
+                               "unfinished jobs (the sweeper turns this rule off when idle)",
                 "schedule": events.Schedule.rate(cdk.Duration.minutes(5)),
+                "rule_name": self.sweeper_rule_name,
             },
         }
 

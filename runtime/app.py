@@ -186,7 +186,7 @@ def on_spot_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="sweeper")
 def sweeper(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every few minutes: terminate stray instances, end orphaned jobs."""
+    """Every few minutes while jobs are in flight: terminate stray instances, end orphaned jobs."""
     return cleanup.sweep()
 
 

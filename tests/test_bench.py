@@ -46,6 +46,9 @@ def test_poller_cost_grows_with_the_table_and_sweeper_stops_at_its_timeout():
     small, large = cost.poller_month(1_000, 1000)["dynamodb"], cost.poller_month(100_000, 1000)["dynamodb"]
     assert 90 < large / small < 110
     assert cost.sweeper_month(calls=1_000_000, rru=100)["share_of_jobs_checked"] < 0.01
+    # A sweeper whose schedule is off costs nothing a month, only its last run.
+    off, on = cost.sweeper_month(calls=10, rru=3, runs=0), cost.sweeper_month(calls=10, rru=3)
+    assert off["dollars"] == 0 < off["dollars_per_run"] < on["dollars"]
 
 
 def test_transitions_count_entered_states_and_retries():

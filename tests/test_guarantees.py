@@ -249,15 +249,50 @@ def test_sweeper_terminates_strays_and_ends_orphans(api, aws):
     job = schedule(api, scheduledAt=later())
     boto3.client("stepfunctions").stop_execution(executionArn=job["executionArn"])
     old = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    store.update(job["jobId"], {"createdAt": old})
+    # Its execution is gone and its time an hour past: it will never leave Scheduled on its own.
+    store.update(job["jobId"], {"createdAt": old, "scheduledAt": old, "sortKey": f"{old}#{job['jobId']}"})
     result = sweeper({}, None)
     assert result["terminated"] == [stray["Instances"][0]["InstanceId"]]
     assert result["ended"] == [job["jobId"]]
     assert store.get(job["jobId"])["status"] == jobs.FAILED
     states = {i["InstanceId"]: i["State"]["Name"] for i in instances()}
     assert states[foreign["Instances"][0]["InstanceId"]] == "running"  # not ours: never touched
-    assert sweeper({}, None) == {"terminated": [], "ended": []}
+    assert sweeper({}, None) == {"terminated": [], "ended": [], "sleeping": True}
     ec2.terminate_instances(InstanceIds=[foreign["Instances"][0]["InstanceId"]])
+
+
+def sweeper_schedule(aws) -> str:
+    return str(boto3.client("events").describe_rule(Name=aws.sweeper_rule)["State"])
+
+
+def status_change(before: dict, after: dict) -> dict:
+    """The job table's stream record for one status change."""
+    return {"Records": [{"eventName": "MODIFY", "dynamodb": {"OldImage": store.to_item(before),
+                                                              "NewImage": store.to_item(after)}}]}
+
+
+def test_sweeper_runs_only_while_a_job_is_in_flight(api, aws):
+    """Jobs only waiting for their time: the sweeper turns its schedule off. A job leaving Scheduled turns
+    it on, and it stays on until that job has ended and its instance is gone."""
+    from app import on_job_change, sweeper
+
+    waiting = schedule(api, scheduledAt=later())
+    assert sweeper({}, None)["sleeping"] is True
+    assert sweeper_schedule(aws) == "DISABLED"
+    job = schedule(api)
+    running = wait_for(job["jobId"], {jobs.RUNNING})
+    assert on_job_change(status_change(store.get(waiting["jobId"]), running), None)["armed"] is True
+    assert sweeper_schedule(aws) == "ENABLED"
+    assert sweeper({}, None) == {"terminated": [], "ended": [], "sleeping": False}
+    assert sweeper_schedule(aws) == "ENABLED"
+    assert Instance(api, job["jobId"]).callback(0).status_code == 202
+    wait_terminal(job["jobId"])
+    while live_instances():
+        pass
+    assert on_job_change(status_change(running, store.get(job["jobId"])), None)["armed"] is False
+    assert sweeper({}, None)["sleeping"] is True
+    assert sweeper_schedule(aws) == "DISABLED"
+    api.http.post(f"/jobs/{waiting['jobId']}/cancel")
 
 
 def test_failed_execution_after_finish_reports_the_truth(api, aws):

@@ -383,6 +383,16 @@ def test_event_rules_match_the_right_events(synth: Synth) -> None:
     assert rule_for(synth, "Sweeper")["ScheduleExpression"] == "rate(5 minutes)"
 
 
+def test_sweeper_may_turn_only_its_own_rule_on_and_off(synth: Synth) -> None:
+    """The functions know the sweeper rule by name, and may enable and disable that rule alone."""
+    sweeper = rule_for(synth, "Sweeper")
+    by_sid = {s["Sid"]: s for s in synth.statements("ApiRole/Resource")}
+    assert actions(by_sid["SweeperSchedule"]) == {"events:EnableRule", "events:DisableRule"}
+    assert flat(by_sid["SweeperSchedule"]["Resource"]).endswith(f":{ACCOUNT}:rule/{sweeper['Name']}")
+    functions = synth.resources("AWS::Serverless::Function").values()
+    assert {f["Properties"]["Environment"]["Variables"]["SWEEPER_RULE"] for f in functions} == {sweeper["Name"]}
+
+
 def test_job_table_stream_drives_on_job_change(synth: Synth) -> None:
     """The table streams new and old images; a mapping hands them to OnJobChange once its role may read them."""
     (table,) = synth.resources("AWS::DynamoDB::Table").values()

@@ -59,6 +59,16 @@ class LocalRequestHandler(ChaliceRequestHandler):
         """Quiet: the instance polls and calls back often; the console shows job events instead."""
 
 
+class BurstProofServer(ThreadedHTTPServer):
+    """chalice.local's threaded server with a listen queue that holds a burst.
+
+    socketserver queues 5 connections: the 6th of a burst of callbacks has its
+    SYN dropped and retried 1, 3, 7 ... seconds later.
+    """
+
+    request_queue_size = 1024
+
+
 class ApiServer:
     """The app on 127.0.0.1:``port`` in a background thread."""
 
@@ -66,7 +76,7 @@ class ApiServer:
         _per_thread_requests(app)
         handler = functools.partial(LocalRequestHandler, admin=admin)
         self._server = LocalDevServer(app, Config.create(app_name=app.app_name), host, port,
-                                      handler_cls=handler, server_cls=ThreadedHTTPServer)
+                                      handler_cls=handler, server_cls=BurstProofServer)
         self.url = f"http://{host}:{port}"
         self._thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
 

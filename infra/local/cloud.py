@@ -75,6 +75,11 @@ def start_moto(aws_port: int) -> Any:
     # the workflow's own Catch handles those, so they are noise here.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # werkzeug queues 128 connections; 200 executions waking together open more, and a
+    # dropped SYN is retried 1, 3, 7, 15 s later: a job 16 s late for no reason of its own.
+    from werkzeug.serving import BaseWSGIServer
+
+    BaseWSGIServer.request_queue_size = 1024
     server = ThreadedMotoServer(ip_address=HOST, port=aws_port, verbose=False)
     server.start()
     response = requests.post(f"http://{HOST}:{aws_port}/moto-api/config",
@@ -93,6 +98,7 @@ class LocalCloud:
     subnet_ids: list[str]
     stack_tag: str
     log_group: str
+    sweeper_rule: str
 
     @classmethod
     def create(cls, session: boto3.session.Session, stack_tag: str = "local", table: str = "Jobs") -> LocalCloud:
@@ -110,7 +116,10 @@ class LocalCloud:
         asl = definition.render({"JobsTable": table, "LaunchTemplateId": template, "StackTag": stack_tag})
         arn = session.client("stepfunctions").create_state_machine(
             name=f"{stack_tag}-jobs", definition=asl, roleArn=ACCOUNT_ROLE)["stateMachineArn"]
-        return cls(table, arn, template, subnets, stack_tag, log_group)
+        # As in the CDK stack, the sweeper's schedule starts on; idle, the sweeper turns it off.
+        rule = f"{stack_tag}-sweeper"
+        session.client("events").put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
+        return cls(table, arn, template, subnets, stack_tag, log_group, rule)
 
     def runtime_environment(self, api_url: str) -> dict[str, str]:
         """The runtime's settings for these resources, with timing fast enough to watch."""
@@ -121,6 +130,7 @@ class LocalCloud:
             config.LAUNCH_TEMPLATE_ID: self.launch_template_id,
             config.SUBNET_IDS: ",".join(self.subnet_ids),
             config.STACK_TAG: self.stack_tag,
+            config.SWEEPER_RULE: self.sweeper_rule,
             config.JOB_LOG_GROUP: self.log_group,
             config.API_URL: api_url,
             # Seconds, not minutes: a job's whole life fits in a few seconds locally.

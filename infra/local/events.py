@@ -3,7 +3,8 @@
 - "Step Functions Execution Status Change" for this state machine's
   executions ending FAILED, TIMED_OUT or ABORTED -> ``on_execution_ended``
   (found by polling the executions, once each).
-- The sweeper's schedule: ``sweeper`` every minute.
+- The sweeper's schedule: ``sweeper`` every minute while its rule is enabled
+  (the sweeper turns it off when idle, a job leaving Scheduled turns it on).
 - "EC2 Spot Instance Interruption Warning" -> ``on_spot_interruption``, on
   demand (``jobscheduler local interrupt``).
 - The job table's stream -> ``on_job_change``, as Lambda's event source
@@ -64,6 +65,8 @@ class EventDispatcher:
     state_machine_arn: str
     handlers: ModuleType  # runtime/app.py: on_execution_ended, sweeper, on_spot_interruption
     console: Console
+    rules: Any = None  # an events client: the sweeper runs while its rule is enabled, as in EventBridge
+    sweeper_rule: str | None = None
     _delivered: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -94,7 +97,9 @@ class EventDispatcher:
                     self._call("on_execution_ended", execution_ended_event(execution))
 
     def sweep(self) -> Any:
-        """One scheduled sweeper run."""
+        """One scheduled sweeper run, if its rule is enabled (``None`` if not)."""
+        if self.rules and self.sweeper_rule and self.rules.describe_rule(Name=self.sweeper_rule)["State"] != "ENABLED":
+            return None
         return self._call("sweeper", _envelope("aws.events", "Scheduled Event", [], {}), quiet=True)
 
     def _run(self) -> None:

@@ -116,8 +116,10 @@ class LocalStack:
 
     def _start_events(self) -> None:
         assert self.resources is not None
-        self._events = EventDispatcher(boto3.session.Session().client("stepfunctions"),
-                                       self.resources.state_machine_arn, runtime.app_module(), self.console)
+        session = boto3.session.Session()
+        self._events = EventDispatcher(session.client("stepfunctions"), self.resources.state_machine_arn,
+                                       runtime.app_module(), self.console, rules=session.client("events"),
+                                       sweeper_rule=self.resources.sweeper_rule)
         self._events.start()
         self._stops.append(self._events.stop)
         assert self._job_events is not None

@@ -7,6 +7,12 @@
    terminal, unknown or without a running execution, and end jobs whose
    execution ended without a terminal status.
 Both are idempotent: running them twice changes nothing the first did not.
+
+The sweeper runs only while there is work in flight, so an idle stack costs
+nothing: a sweep that finds no instance of this stack, no job between
+Scheduled and its end, and no Scheduled job past its time turns its own
+schedule off; the first job to leave Scheduled turns it on again (``arm``,
+from the job table's stream).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 ENDED = {"FAILED", "TIMED_OUT", "ABORTED"}
 # A job younger than this may not have its execution yet: the sweeper leaves it alone.
 GRACE = timedelta(minutes=5)
+# While a job is in one of these, an instance may exist for it: the sweeper stays on.
+IN_FLIGHT = tuple(s for s in jobs.STATUSES if s not in jobs.TERMINAL and s != jobs.SCHEDULED)
 # Finished jobs whose workflow ended before marking them still tell the truth.
 AFTER_FINISH = {jobs.FINISHED_OK: jobs.TERMINATED_OK, jobs.FINISHED_NOK: jobs.TERMINATED_NOK}
 
@@ -94,11 +102,41 @@ def end_job(job_id: str, reason: str) -> str | None:
 
 
 def sweep(max_jobs: int = 200) -> dict[str, Any]:
-    """One sweeper pass: stray instances terminated, orphaned jobs ended."""
+    """One sweeper pass: stray instances terminated, orphaned jobs ended; idle, the schedule turned off."""
     strays = [i["InstanceId"] for i in live_instances() if _stray(i)]
     terminate(strays)
     ended = [job_id for job_id in _orphaned_jobs(max_jobs) if end_job(job_id, "its workflow is no longer running")]
-    return {"terminated": strays, "ended": ended}
+    return {"terminated": strays, "ended": ended, "sleeping": _sleep_if_idle()}
+
+
+def arm() -> bool:
+    """Turn the sweeper's schedule on (a job left Scheduled); False where no rule is named."""
+    rule = config.sweeper_rule()
+    if rule:
+        aws.client("events").enable_rule(Name=rule)
+    return bool(rule)
+
+
+def _sleep_if_idle() -> bool:
+    rule = config.sweeper_rule()
+    if not rule or _work_in_flight():
+        return False
+    events = aws.client("events")
+    events.disable_rule(Name=rule)
+    # A job may have left Scheduled while we looked, and its arm() come before our disable.
+    if _work_in_flight():
+        events.enable_rule(Name=rule)
+        return False
+    log.info("nothing in flight: the sweeper's schedule is off until a job starts")
+    return True
+
+
+def _work_in_flight() -> bool:
+    if live_instances():
+        return True
+    if any(store.list_jobs(status, 1, None)[0] for status in IN_FLIGHT):
+        return True
+    return bool(store.list_jobs(jobs.SCHEDULED, 1, None, due_before=jobs.timestamp(jobs.now()))[0])
 
 
 def _stray(instance: dict[str, Any]) -> bool:
@@ -113,9 +151,12 @@ def _orphaned_jobs(max_jobs: int) -> list[str]:
     cutoff = jobs.timestamp(jobs.now() - GRACE)
     orphans: list[str] = []
     for status in (s for s in jobs.STATUSES if s not in jobs.TERMINAL):
+        # A job waiting for its time costs nothing, and on_execution_ended covers its execution:
+        # only overdue ones are read, so a sweep's work does not grow with the jobs waiting.
+        due_before = cutoff if status == jobs.SCHEDULED else None
         token = None
         while len(orphans) < max_jobs:
-            page, token = store.list_jobs(status, 100, token)
+            page, token = store.list_jobs(status, 100, token, due_before)
             orphans += [j["jobId"] for j in page if j["createdAt"] < cutoff and not _execution_running(j)]
             if not token:
                 break

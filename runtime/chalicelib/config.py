@@ -15,6 +15,7 @@ STATE_MACHINE_ARN = "STATE_MACHINE_ARN"
 LAUNCH_TEMPLATE_ID = "LAUNCH_TEMPLATE_ID"
 SUBNET_IDS = "SUBNET_IDS"
 STACK_TAG = "STACK_TAG"
+SWEEPER_RULE = "SWEEPER_RULE"
 JOB_LOG_GROUP = "JOB_LOG_GROUP"
 API_URL = "API_URL"
 DEFAULT_INSTANCE_TYPES = "DEFAULT_INSTANCE_TYPES"
@@ -43,6 +44,11 @@ def state_machine_arn() -> str:
 def subnet_ids() -> list[str]:
     """Subnets the workflow may launch into (comma-separated in the environment)."""
     return [s.strip() for s in os.environ[SUBNET_IDS].split(",") if s.strip()]
+
+
+def sweeper_rule() -> str | None:
+    """Name of the EventBridge rule that runs the sweeper, which turns it on and off (unset: always on)."""
+    return os.environ.get(SWEEPER_RULE) or None
 
 
 def stack_tag() -> str:

@@ -9,7 +9,8 @@ each record whose ``status`` differs, one event goes to the default bus:
 
 Delivery is at least once (a failed batch is retried whole), as with any
 EventBridge source. The same records drive :mod:`cost`: a new attempt gets
-its prices, an ended job its cost.
+its prices, an ended job its cost; and a job leaving Scheduled turns the
+sweeper's schedule on (:func:`cleanup.arm`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import logging
 from typing import Any
 
-from . import aws, cost, jobs, store
+from . import aws, cleanup, cost, jobs, store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Handle one batch of the job table's stream: publish status changes, then price and cost."""
     found = changes(records)
     published = publish([event_entry(previous, job) for previous, job in found])
+    # A job left Scheduled: the sweeper is on from now (a failure here retries the batch).
+    armed = any(job.get("status") in cleanup.IN_FLIGHT and previous not in cleanup.IN_FLIGHT
+                for previous, job in found) and cleanup.arm()
     priced: list[str] = []
     costed: list[str] = []
     for job in _latest_jobs(records):
@@ -80,7 +84,7 @@ def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
         except Exception:
             log.exception("could not record the cost of %s", job.get("jobId"))
     return {"published": published, "changes": [f"{job['jobId']} {prev} -> {job['status']}" for prev, job in found],
-            "priced": priced, "costed": costed}
+            "priced": priced, "costed": costed, "armed": bool(armed)}
 
 
 def _latest_jobs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -133,11 +133,18 @@ def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str,
     return update(job_id, values, not_in=tuple(sorted(TERMINAL)), remove=("taskToken",))
 
 
-def list_jobs(status: str | None, limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of jobs, newest scheduledAt first, from an index (never a table scan)."""
+def list_jobs(status: str | None, limit: int, next_token: str | None,
+              due_before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of jobs, newest scheduledAt first, from an index (never a table scan).
+
+    ``due_before`` (with a status) keeps to jobs scheduled before that moment.
+    """
     if status:
         index, key_condition, values = BY_STATUS, "#p = :p", {":p": {"S": status}}
         names = {"#p": "status"}
+        if due_before:
+            key_condition += " AND sortKey < :before"
+            values[":before"] = {"S": due_before}
     else:
         index, key_condition, values = BY_TIME, "#p = :p", {":p": {"S": KIND}}
         names = {"#p": "kind"}
