@@ -8,7 +8,6 @@ come from ``LocalCloud.create``, the same code the local stack uses.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shlex
@@ -93,7 +92,9 @@ class Emulated:
 def callback_secret(instance_id: str) -> str:
     """The job's callback secret, read from the user data the instance booted with."""
     attribute = boto3.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    script = base64.b64decode(attribute["UserData"]["Value"]).decode()
+    from infra.local import runtime
+
+    script = str(runtime.module("chalicelib.bootstrap").decode_user_data(attribute["UserData"]["Value"]))
     line = next(line for line in script.splitlines() if line.startswith("JS_CALLBACK_SECRET="))
     return shlex.split(line.partition("=")[2])[0]
 

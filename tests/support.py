@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import shlex
 import time
@@ -11,6 +10,7 @@ from typing import Any
 import boto3
 
 from chalicelib import jobs, store
+from chalicelib.bootstrap import decode_user_data
 from infra.local.cloud import LocalCloud
 
 TAG_JOB = "jobscheduler:job"
@@ -77,7 +77,7 @@ def live_instances() -> list[dict[str, Any]]:
 def user_data(instance_id: str) -> str:
     """The script the instance booted with."""
     attr = boto3.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    return base64.b64decode(attr["UserData"]["Value"]).decode()
+    return decode_user_data(attr["UserData"]["Value"])
 
 
 def rendered_value(script: str, name: str) -> str:

@@ -13,7 +13,6 @@ group, with the instance's metadata service and the stand-ins of
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
+from infra.local import runtime
 from infra.local.metadata import Metadata, MetadataServer
 
 POLL_SECONDS = 0.5
@@ -183,7 +183,8 @@ class InstanceEmulator:
 
     def _user_data(self, instance_id: str) -> str:
         attribute = self.ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-        return base64.b64decode(attribute["UserData"]["Value"]).decode()
+        # cloud-init's first step: decode (and gunzip) the user data.
+        return str(runtime.module("chalicelib.bootstrap").decode_user_data(attribute["UserData"]["Value"]))
 
     def _relay(self, machine: Machine) -> None:
         assert machine.process is not None and machine.process.stdout is not None
