@@ -52,17 +52,23 @@ def test_bad_idempotency_key_is_400(api, aws, key):
     assert executions(aws) == []
 
 
-def test_replay_starts_a_job_whose_first_request_died_before_starting(api, aws, monkeypatch):
-    """A stored job without an execution (the first request crashed) is started by the repeat, once."""
+def crash_before_start(api, headers: dict, monkeypatch) -> dict:
+    """POST a job whose request dies after storing it, before starting its execution; the stored job."""
     from chalicelib import workflow
 
-    headers = {"Idempotency-Key": "crash-test"}
     real_start = workflow.start
     monkeypatch.setattr(workflow, "start", lambda job, user_data: (_ for _ in ()).throw(SystemExit("crash")))
     with pytest.raises(SystemExit):
         post_job(api, FAR, headers)
     monkeypatch.setattr(workflow, "start", real_start)
     (stored,) = store.list_jobs(None, 10, None)[0]
+    return dict(stored)
+
+
+def test_replay_starts_a_job_whose_first_request_died_before_starting(api, aws, monkeypatch):
+    """A stored job without an execution (the first request crashed) is started by the repeat, once."""
+    headers = {"Idempotency-Key": "crash-test"}
+    stored = crash_before_start(api, headers, monkeypatch)
     assert stored["status"] == jobs.SCHEDULED and executions(aws) == []
     replay = post_job(api, FAR, headers)
     assert replay.status_code == 200 and replay.json_body["executionArn"]
@@ -79,13 +85,8 @@ def test_replays_racing_to_start_the_same_job_start_it_once(api, aws, monkeypatc
     from chalicelib import workflow
 
     headers = {"Idempotency-Key": "twins"}
-    real_start = workflow.start
-    monkeypatch.setattr(workflow, "start", lambda job, user_data: (_ for _ in ()).throw(SystemExit("crash")))
-    with pytest.raises(SystemExit):
-        post_job(api, FAR, headers)
-    monkeypatch.setattr(workflow, "start", real_start)
-    (stored,) = store.list_jobs(None, 10, None)[0]
-    real_start(stored, "twin's user data")  # the twin replay started it, with its own secret
+    stored = crash_before_start(api, headers, monkeypatch)
+    workflow.start(stored, "twin's user data")  # the twin replay started it, with its own secret
     real_describe = StepFunctionBackend.describe_execution
 
     def not_yet(backend, execution_arn):  # the replay looked just before the twin's start
