@@ -31,6 +31,8 @@ import boto3
 import requests
 from botocore.config import Config
 
+from infra.local.stack import wait_serving
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -295,20 +297,6 @@ class Stack:
         return found
 
 
-def _wait_ready(stack: Stack, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.process.poll() is not None:
-            raise RuntimeError(f"the local stack exited {stack.process.returncode}:\n{stack.log.read_text()}")
-        try:
-            if requests.get(f"{stack.api}/jobs?limit=1", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{stack.log.read_text()}")
-
-
 def _start_time(pid: int) -> int | None:
     """When the process started (clock ticks since boot): tells a process from a later one with its pid."""
     try:
@@ -395,7 +383,7 @@ def local_stack(ready_timeout: float = 90, stop_grace: float = 60) -> Iterator[S
             env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
     stack = Stack(process, f"http://{HOST}:{api_port}", f"http://{HOST}:{aws_port}", log)
     try:
-        _wait_ready(stack, ready_timeout)
+        wait_serving(stack.api, process, log, ready_timeout)
         yield stack
     finally:
         work = stack.instance_dir()

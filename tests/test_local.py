@@ -22,6 +22,7 @@ import boto3
 import pytest
 import requests
 
+from infra.local.stack import wait_serving
 from tests.conftest import example_bodies, load
 
 pytestmark = pytest.mark.slow
@@ -104,19 +105,6 @@ class Stack:
         return self.wait_for(job_id, lambda job: job["status"] in TERMINAL, timeout)
 
 
-def wait_ready(api: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the local stack exited {process.returncode}:\n{log.read_text()}"
-        try:
-            if requests.get(f"{api}/jobs?limit=1", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the local stack did not answer in {timeout} s:\n{log.read_text()}")
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (the stack cleans up), then SIGKILL if it does not end in time."""
     if process.poll() is None:
@@ -139,7 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         api = f"http://127.0.0.1:{api_port}"
-        wait_ready(api, process, log)
+        wait_serving(api, process, log)
         yield Stack(api, f"http://127.0.0.1:{aws_port}", api_port, log)
     finally:
         stop(process)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 from rich.console import Console
 
 from infra.local import cloud, runtime, standins
@@ -145,3 +148,18 @@ class LocalStack:
         answer = self._events.deliver_spot_interruption(instance_id)
         return 200, {"instanceId": instance_id, "metadata": "spot/instance-action set",
                      "on_spot_interruption": json.loads(json.dumps(answer, default=str))}
+
+
+def wait_serving(api: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Wait until a ``jobscheduler local`` started as ``process`` answers at ``api``; its log if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local stack exited {process.returncode}:\n{log.read_text()}")
+        try:
+            if requests.get(f"{api}/jobs?limit=1", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{log.read_text()}")
