@@ -211,8 +211,7 @@ def sweep_calls(count: int, status: str) -> dict[str, Any]:
     if answer.get("ended") or answer.get("terminated"):
         raise RuntimeError(f"the sweeper changed healthy jobs: {answer}")
     return {"jobs": count, "status": status, "calls": dict(calls), "total_calls": sum(calls.values()),
-            "read_units": sum(units), "seconds_in_moto": round(seconds, 3), "schedule_after": schedule,
-            "runs_per_idle_month": 0 if schedule == "DISABLED" else SWEEPS_PER_MONTH}
+            "read_units": sum(units), "seconds_in_moto": round(seconds, 3), "schedule_after": schedule}
 
 
 def _linear(small: dict[str, Any], large: dict[str, Any], key: str, n: int) -> float:
