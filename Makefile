@@ -1,5 +1,5 @@
 # The verbs a newcomer looks for. `make run` and `make test` work on a fresh clone.
-.PHONY: install test run lint
+.PHONY: install test run lint check-deploy test-aws
 
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -28,3 +28,13 @@ lint: install
 .PHONY: bench
 bench: install
 	$(VENV)/bin/python -m bench.run
+
+# Before a deploy: the offline checks (cdk-nag, cfn-lint, the workflow against an SDK model a year old),
+# then Step Functions' own validation of the definition when AWS credentials are configured.
+check-deploy: install
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_stack.py tests/test_sdk_model.py
+	$(VENV)/bin/python -m infra.validate_definition
+
+# Deploys a throwaway stack to the configured AWS account, runs real jobs, destroys it (costs money; see README).
+test-aws: check-deploy
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pytest -v -p no:cacheprovider tests/live

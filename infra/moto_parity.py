@@ -8,16 +8,22 @@ precision and throughput depend on.
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
+
+# The moto releases these shims were written and tested against: each patches
+# moto's internals, which a later release may change without notice.
+TESTED_MOTO = ((5, 2, 5), (5, 3, 0))  # from (inclusive), to (exclusive)
 
 _applied = False
 
 
 def apply() -> None:
-    """Install the shims once per process."""
+    """Install the shims once per process; refuse a moto release they were not tested with."""
     global _applied
     if _applied:
         return
+    check_version(metadata.version("moto"))
     _heartbeat_timeout_error()
     _stop_right_after_start()
     _callback_before_the_wait()
@@ -28,6 +34,17 @@ def apply() -> None:
     _paths_compiled_once()
     _requests_parsed_once()
     _applied = True
+
+
+def check_version(version: str) -> None:
+    """Raise RuntimeError unless ``version`` lies in TESTED_MOTO (docs/aws-vs-moto.md lists what each shim fixes)."""
+    parts = tuple(int(p) for p in version.split(".")[:3] if p.isdigit())
+    low, high = TESTED_MOTO
+    if not low <= parts < high:
+        raise RuntimeError(
+            f"moto {version}: the shims in infra/moto_parity.py were tested with moto "
+            f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}; install that range "
+            "(pyproject.toml pins it) or re-check each shim against this release")
 
 
 def _heartbeat_timeout_error() -> None:

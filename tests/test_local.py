@@ -219,6 +219,15 @@ def test_local_interrupt_of_an_unknown_instance_fails(stack):
     assert answer.returncode == 1 and "i-0000000000000000f" in answer.stdout
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "DELETE"])
+def test_local_api_answers_an_unsupported_method_with_405_and_allow(stack, method):
+    """A method no route takes gets the API's JSON error shape, 405 and the route's methods in Allow (not HTML 501)."""
+    response = requests.request(method, f"{stack.api}/jobs", timeout=30)
+    assert response.status_code == 405
+    assert response.json()["Code"] == "MethodNotAllowedError" and method in response.json()["Message"]
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+
+
 def test_local_docker_stop_kills_a_job_that_ignores_term(tmp_path):
     """Without an engine, `docker stop --time 1` TERMs the job, then KILLs it after a second: exit 137."""
     env = {**os.environ, "JOBSCHEDULER_LOCAL_INSTANCE_DIR": str(tmp_path), "JOBSCHEDULER_LOCAL_REAL_DOCKER": ""}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import boto3
+import pytest
 from botocore.exceptions import ClientError
 
 
@@ -36,3 +38,14 @@ def test_conditional_writes_race_with_one_winner(aws):
         both_won += len(wins) == 2
         assert len(wins) >= 1
     assert both_won == 0
+
+
+def test_shims_refuse_a_moto_release_they_were_not_tested_with():
+    """apply() checks moto's version: a release outside the tested range is refused, naming the range."""
+    from infra import moto_parity
+
+    low, high = moto_parity.TESTED_MOTO
+    moto_parity.check_version(".".join(map(str, low)))
+    for untested in ("5.2.4", ".".join(map(str, high)), "6.0.0"):
+        with pytest.raises(RuntimeError, match=rf"moto {re.escape(untested)}: .* tested with moto"):
+            moto_parity.check_version(untested)

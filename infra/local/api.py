@@ -46,6 +46,14 @@ class LocalRequestHandler(ChaliceRequestHandler):
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
 
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers a method it has no do_X for (TRACE, PROPFIND ...)
+        # with an HTML 501; the app answers any method on a route with a JSON
+        # 405 and an Allow header, as the deployed API does.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     def _handle_admin(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(length) if length > 0 else b""
