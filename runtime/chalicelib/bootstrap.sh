@@ -3,8 +3,19 @@
 # runtime/chalicelib/bootstrap.py. It runs the job's container, reports the
 # exit code to the service, and shuts the instance down (which terminates it).
 #
+# It relies only on what the stack's image ships: the ECS-optimised Amazon
+# Linux 2023 AMI, which aws/amazon-ecs-ami builds from AL2023 minimal (bash,
+# coreutils, systemd, curl-minimal 8.x, whose curl signs with --aws-sigv4, and
+# python3, which dnf needs) by adding Docker, the ECS agent and a few packages,
+# but no AWS CLI. So the three AWS calls (ECR GetAuthorizationToken, SSM
+# GetParameter, Secrets Manager GetSecretValue) are signed by curl with the
+# instance role's credentials from the metadata service, and python3 reads the
+# JSON answers. The tests run it with a PATH holding only these commands:
+# Commands: bash curl date docker mktemp python3 rm shutdown sleep systemctl
+#
 # Runtime overrides (for tests and the local instance emulator):
 #   JOBSCHEDULER_IMDS_ENDPOINT       instance metadata base URL
+#   JOBSCHEDULER_AWS_ENDPOINT        one base URL for every AWS API call
 #   JOBSCHEDULER_SPOT_POLL_SECONDS   spot interruption poll interval
 #   JOBSCHEDULER_STOP_GRACE_SECONDS  docker stop grace on interruption
 #   JOBSCHEDULER_RETRY_BASE_SECONDS  first retry delay (doubles each try)
@@ -28,11 +39,13 @@ JS_HEARTBEAT_INTERVAL=@@HEARTBEAT_INTERVAL@@
 JS_ENV_ARGS=(@@ENV_ARGS@@)
 JS_COMMAND=(@@COMMAND@@)
 JS_SECRET_NAMES=(@@SECRET_NAMES@@)
-JS_SECRET_REFS=(@@SECRET_REFS@@)
+JS_SECRET_SERVICES=(@@SECRET_SERVICES@@)
 JS_SECRET_REGIONS=(@@SECRET_REGIONS@@)
+JS_SECRET_REQUESTS=(@@SECRET_REQUESTS@@)
 }
 
 JS_IMDS=${JOBSCHEDULER_IMDS_ENDPOINT:-http://169.254.169.254}
+JS_AWS_ENDPOINT=${JOBSCHEDULER_AWS_ENDPOINT:-}
 JS_SPOT_POLL=${JOBSCHEDULER_SPOT_POLL_SECONDS:-5}
 JS_STOP_GRACE=${JOBSCHEDULER_STOP_GRACE_SECONDS:-90}
 JS_RETRY_BASE=${JOBSCHEDULER_RETRY_BASE_SECONDS:-2}
@@ -62,7 +75,8 @@ stop_nap() { if [[ -n $JS_NAP_PID ]]; then kill "$JS_NAP_PID" 2>/dev/null || tru
 
 # Delay before retry number $1: base * 2^(n-1), capped at a minute.
 backoff() {
-  awk -v b="$JS_RETRY_BASE" -v n="$1" 'BEGIN { d = b * 2 ^ (n - 1); if (d > 60) d = 60; print d }'
+  python3 -c 'import sys; print(min(float(sys.argv[1]) * 2 ** (int(sys.argv[2]) - 1), 60))' \
+    "$JS_RETRY_BASE" "$1"
 }
 
 # retry TRIES COMMAND...: runs COMMAND until it succeeds, at most TRIES times.
@@ -97,6 +111,15 @@ read_instance_id() {
   # Keep it JSON- and log-stream-safe whatever the endpoint answers.
   JS_INSTANCE_ID=${id//[^A-Za-z0-9-]/}
 }
+# The instance role's credentials as a curl config (user and session token
+# header): they reach curl through a pipe, never its argv.
+curl_credentials() {
+  local role
+  role=$(imds_get iam/security-credentials/) || return 1
+  imds_get "iam/security-credentials/${role%%$'\n'*}" | python3 -c 'import json, sys; c = json.load(sys.stdin)
+print("user =", json.dumps(c["AccessKeyId"] + ":" + c["SecretAccessKey"]))
+print("header =", json.dumps("x-amz-security-token: " + c["Token"]))'
+}
 spot_action_pending() {
   local token code
   token=$(imds_token 2>/dev/null) || return 1
@@ -104,6 +127,42 @@ spot_action_pending() {
     -H "X-aws-ec2-metadata-token: $token" \
     "$JS_IMDS/latest/meta-data/spot/instance-action") || true
   [[ $code == 200 ]]
+}
+
+# --- AWS APIs: curl signs (SigV4), python3 reads the JSON ---
+# aws_call API REGION TARGET REQUEST: POSTs the JSON REQUEST (rendered per job,
+# never built here) to TARGET, an awsJson1.1 operation of the API whose
+# endpoint is https://API.REGION.<the partition's domain>; prints the answer.
+aws_call() {
+  local config url=${JS_AWS_ENDPOINT%/} answer
+  config=$(curl_credentials) || return 1
+  if [[ -z $url ]]; then
+    url=https://$1.$2.$(imds_get services/domain) || return 1
+  fi
+  # The signing name is the API's without "api." (api.ecr signs as ecr).
+  answer=$(curl -sS --connect-timeout 5 --max-time 30 -w '\n%{http_code}' \
+    --aws-sigv4 "aws:amz:$2:${1#api.}" -K <(printf '%s\n' "$config") \
+    -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: $3" \
+    --data-binary "$4" "$url/") || return 1
+  if [[ ${answer##*$'\n'} != 2?? ]]; then
+    log "$3: HTTP ${answer##*$'\n'} ${answer%$'\n'*}"
+    return 1
+  fi
+  printf '%s' "${answer%$'\n'*}"
+}
+# json_text PATH [b64]: the text at dotted PATH (list indexes are numbers) of
+# the JSON on stdin, base64-decoded with b64, then a '.' so that $(...) keeps
+# the text's own trailing newlines.
+json_text() {
+  python3 -c 'import base64, json, sys
+try:
+    v = json.load(sys.stdin)
+    for k in sys.argv[1].split("."): v = v[int(k)] if isinstance(v, list) else v[k]
+    v = base64.b64decode(v).decode() if sys.argv[2:] else v
+    assert isinstance(v, str) and "\0" not in v
+except (AssertionError, IndexError, KeyError, TypeError, ValueError):
+    sys.exit(sys.argv[1] + ": no text in the answer")
+sys.stdout.write(v + ".")' "$@"
 }
 
 # --- talking to the service ---
@@ -182,32 +241,45 @@ ensure_docker() {
   fi
   retry 5 docker_ready
 }
+# The ECS-optimised AMI enables the ECS agent, which would retry joining a
+# cluster (there is none) for the instance's whole life. Its unit is ordered
+# after cloud-final, which runs this script: queue the stop, do not wait.
+stop_ecs_agent() {
+  command -v systemctl >/dev/null || return 0
+  if systemctl disable --now --no-block ecs.service >/dev/null 2>&1; then
+    log "ECS agent disabled: no cluster to join"
+  fi
+}
 ecr_login() {
+  local token
   [[ -n $JS_ECR_REGISTRY ]] || return 0
-  aws ecr get-login-password --region "$JS_ECR_REGION" |
-    docker login --username AWS --password-stdin "$JS_ECR_REGISTRY" >/dev/null
+  token=$(aws_call api.ecr "$JS_ECR_REGION" AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken '{}' |
+    json_text authorizationData.0.authorizationToken b64) || return 1
+  # The token is "AWS:<password>".
+  token=${token%.}
+  printf '%s\n' "${token#*:}" | docker login --username AWS --password-stdin "$JS_ECR_REGISTRY" >/dev/null
 }
 pull_image() {
   retry 3 ecr_login || return 1
   log "pulling $JS_IMAGE"
   retry 5 docker pull --quiet "$JS_IMAGE"
 }
+# Prints the value of secret number $1, then a '.' (see json_text).
 fetch_secret() {
-  if [[ $1 == arn:aws*:secretsmanager:* ]]; then
-    aws secretsmanager get-secret-value --region "$2" --secret-id "$1" \
-      --query SecretString --output text
-  else
-    aws ssm get-parameter --region "$2" --with-decryption --name "$1" \
-      --query Parameter.Value --output text
+  local target=AmazonSSM.GetParameter field=Parameter.Value
+  if [[ ${JS_SECRET_SERVICES[$1]} == secretsmanager ]]; then
+    target=secretsmanager.GetSecretValue field=SecretString
   fi
+  aws_call "${JS_SECRET_SERVICES[$1]}" "${JS_SECRET_REGIONS[$1]}" "$target" "${JS_SECRET_REQUESTS[$1]}" |
+    json_text "$field"
 }
 # Values stay in memory: they reach docker only through its environment.
 resolve_secrets() {
   local i value
   for i in "${!JS_SECRET_NAMES[@]}"; do
     log "resolving secret ${JS_SECRET_NAMES[$i]}"
-    value=$(retry 3 fetch_secret "${JS_SECRET_REFS[$i]}" "${JS_SECRET_REGIONS[$i]}") || return 1
-    JS_SECRET_PAIRS+=("${JS_SECRET_NAMES[$i]}=$value")
+    value=$(retry 3 fetch_secret "$i") || return 1
+    JS_SECRET_PAIRS+=("${JS_SECRET_NAMES[$i]}=${value%.}")
   done
 }
 prepare_container() { ensure_docker && pull_image && resolve_secrets; }
@@ -283,6 +355,7 @@ main() {
   else
     log "could not arm the dead-man shutdown"
   fi
+  stop_ecs_agent
   JS_WORK_DIR=$(mktemp -d)
   read_instance_id || log "no instance id from the metadata service"
   log "instance $JS_INSTANCE_ID"
