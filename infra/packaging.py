@@ -1,15 +1,17 @@
 """The Chalice app inside the CDK stack: packaging it cleanly, and reading what it packaged.
 
 ``chalice.cdk.Chalice`` runs ``chalice package`` and includes the SAM template
-it writes. Two of its habits need a fence: it writes under the working
-directory, and it copies the stage's environment variables into
-``os.environ``. :func:`isolated` keeps both away from this process.
+it writes. Three of its habits need a fence: it writes under the working
+directory, it copies the stage's environment variables into ``os.environ``
+(:func:`isolated` keeps both away from this process), and it gives every
+function the Lambda runtime of the Python it runs under (:func:`pin_runtime`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -18,6 +20,12 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_events as events
 from chalice.cdk import Chalice
+
+# The Lambda runtimes the stack may deploy: both on Amazon Linux 2023, and open
+# for function creation until 2028 (python3.12) and 2029 (python3.13) in AWS's
+# runtime deprecation table. python3.11 and older run on Amazon Linux 2.
+SUPPORTED_LAMBDA_RUNTIMES = ("python3.12", "python3.13")
+DEFAULT_LAMBDA_RUNTIME = "python3.13"
 
 
 @contextlib.contextmanager
@@ -36,6 +44,25 @@ def isolated(outdir: Path, region: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def pin_runtime(api: Chalice, runtime: str, source_dir: Path) -> None:
+    """Give every function ``runtime``, whatever Python packaged the app.
+
+    Chalice builds third-party dependencies for the Python that runs it, so
+    the app may list none unless that Python is the runtime's own version.
+    """
+    if runtime not in SUPPORTED_LAMBDA_RUNTIMES:
+        raise ValueError(f"Lambda runtime {runtime!r} is not one of {', '.join(SUPPORTED_LAMBDA_RUNTIMES)}")
+    local = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    listed = source_dir / "requirements.txt"
+    lines = listed.read_text().splitlines() if listed.exists() else []
+    requirements = [line.split("#", 1)[0].strip() for line in lines]
+    if local != runtime and any(requirements):
+        raise ValueError(f"{listed} lists packages, which chalice builds for {local}; "
+                         f"synthesise with the runtime's Python ({runtime}) or move them out of the Lambda package")
+    for function in sam_resources(api, "AWS::Serverless::Function"):
+        function.add_property_override("Runtime", runtime)
+
+
 def sam_resources(api: Chalice, resource_type: str) -> list[cdk.CfnResource]:
     """The resources of one type in the template ``chalice package`` produced."""
     return [cast(cdk.CfnResource, c) for c in api.sam_template.node.children
@@ -51,9 +78,18 @@ class FunctionTarget:
     invoke permission next to the rule instead.
     """
 
-    def __init__(self, arn: str) -> None:
+    def __init__(self, arn: str, *, dead_letter_queue_arn: str, retry_attempts: int,
+                 max_event_age: cdk.Duration) -> None:
         self.arn = arn
+        self.dead_letter_queue_arn = dead_letter_queue_arn
+        self.retry_attempts = retry_attempts
+        self.max_event_age = max_event_age
 
     def bind(self, rule: Any, id: str | None = None) -> events.RuleTargetConfig:
-        """The target's ARN."""
-        return events.RuleTargetConfig(arn=self.arn)
+        """The target's ARN; events EventBridge could not deliver go to the dead-letter queue."""
+        return events.RuleTargetConfig(
+            arn=self.arn,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self.dead_letter_queue_arn),
+            retry_policy=events.CfnRule.RetryPolicyProperty(
+                maximum_retry_attempts=self.retry_attempts,
+                maximum_event_age_in_seconds=int(self.max_event_age.to_seconds())))

@@ -46,7 +46,8 @@ WILDCARD_REASONS = {
                            "to this state machine's executions.",
     "AnswerTaskTokens": "Task tokens of service-integration tasks are not resources IAM can name; the "
                         "token itself is the capability.",
-    "FindInstances": "ec2:DescribeInstances has no resource-level permissions.",
+    "FindInstances": "ec2:DescribeInstances and ec2:DescribeLaunchTemplateVersions have no resource-level "
+                     "permissions.",
     "ReadJobTableStream": "The stream's ARN ends in a label that changes whenever the stream is re-created; "
                           "the ARN is limited to this table's streams.",
     "SpotPriceHistory": "ec2:DescribeSpotPriceHistory has no resource-level permissions.",
@@ -58,6 +59,14 @@ WILDCARD_REASONS = {
                          "prefix can be read.",
     "ReadJobSecrets": "Each job names its own secrets; only those under the configured name prefix "
                       "can be read.",
+    # Only with the allowCrossAccount context value:
+    "EcrPullAnyAccount": "The stack was deployed to allow images of other accounts and regions; each "
+                         "repository's own policy must still grant this role.",
+    "ReadJobSecretsAnyAccount": "The stack was deployed to allow secrets of other accounts and regions "
+                                "under the configured name prefix; each secret's resource policy must "
+                                "still grant this role.",
+    "DecryptSharedSecrets": "A secret shared from another account is encrypted with that account's own KMS key, "
+                            "whose id is not known here; only decryption through Secrets Manager is allowed.",
 }
 
 
@@ -149,6 +158,12 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
             resources=[ec2_arn(stack, "fleet"), *launched, ec2_arn(stack, "spot-instances-request")],
             conditions={"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}},
         ),
+        # Each capacity request gets a version of this launch template carrying the job's user data.
+        iam.PolicyStatement(
+            sid="JobLaunchTemplateVersions",
+            actions=["ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplateVersions"],
+            resources=[launch.launch_template],
+        ),
         iam.PolicyStatement(
             sid="PassInstanceRole",
             actions=["iam:PassRole"],
@@ -173,9 +188,16 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
 
 def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_machine_arn: str,
         state_machine_name: str, job_log_group_arn: str, function_log_group_arns: Sequence[str],
-        stack_tag: str, sweeper_rule_name: str) -> list[iam.PolicyStatement]:
+        stack_tag: str, sweeper_rule_name: str, launch_template_arn: str | None = None) -> list[iam.PolicyStatement]:
     """What the REST API, the event handlers and the sweeper need."""
+    # The clean-up handlers delete launch template versions a stopped execution left behind.
+    leftovers = [iam.PolicyStatement(
+        sid="DeleteLeftoverLaunchTemplateVersions",
+        actions=["ec2:DeleteLaunchTemplateVersions"],
+        resources=[launch_template_arn],
+    )] if launch_template_arn else []
     return [
+        *leftovers,
         iam.PolicyStatement(
             sid="FunctionLogs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -183,8 +205,7 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
         ),
         iam.PolicyStatement(
             sid="JobRecords",
-            actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
-                     "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Query"],
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
             resources=[table_arn, *(f"{table_arn}/index/{name}" for name in index_names)],
         ),
         iam.PolicyStatement(
@@ -207,13 +228,13 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
         ),
         iam.PolicyStatement(
             sid="FindInstances",
-            actions=["ec2:DescribeInstances"],
+            actions=["ec2:DescribeInstances", "ec2:DescribeLaunchTemplateVersions"],
             resources=["*"],
         ),
         terminate_tagged(stack, stack_tag),
         iam.PolicyStatement(
             sid="ReadJobLogs",
-            actions=["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+            actions=["logs:GetLogEvents", "logs:DescribeLogStreams"],
             resources=[job_log_group_arn],
         ),
         iam.PolicyStatement(
@@ -227,6 +248,17 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
             resources=[stack.format_arn(service="events", resource="event-bus", resource_name="default")],
         ),
         *job_extras(stack, table_arn=table_arn, state_machine_name=state_machine_name),
+    ]
+
+
+def failed_events(dead_letter_queue_arn: str) -> list[iam.PolicyStatement]:
+    """Lambda sends a failed asynchronous invocation to its on-failure destination as the function's role."""
+    return [
+        iam.PolicyStatement(
+            sid="FailedEventsToDeadLetters",
+            actions=["sqs:SendMessage"],
+            resources=[dead_letter_queue_arn],
+        ),
     ]
 
 
@@ -254,9 +286,17 @@ def job_extras(stack: cdk.Stack, *, table_arn: str, state_machine_name: str) -> 
     ]
 
 
+ECR_PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+
+
 def instance(stack: cdk.Stack, *, job_log_group_arn: str, parameter_prefix: str,
-             secret_prefix: str) -> list[iam.PolicyStatement]:
-    """What a job instance may do: ship the container's output, pull its image, read its secrets."""
+             secret_prefix: str, cross_account: bool = False) -> list[iam.PolicyStatement]:
+    """What a job instance may do: ship the container's output, pull its image, read its secrets.
+
+    Images and secrets are this account's, in this region, unless ``cross_account``
+    (the ``allowCrossAccount`` context value) widens both to any account and region.
+    """
+    secret_name = f"{secret_prefix.rstrip('/')}/*"
     return [
         iam.PolicyStatement(
             sid="WriteJobLogs",
@@ -270,21 +310,52 @@ def instance(stack: cdk.Stack, *, job_log_group_arn: str, parameter_prefix: str,
             resources=["*"],
         ),
         iam.PolicyStatement(
-            sid="EcrPull",
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
-        ),
-        iam.PolicyStatement(
             sid="ReadJobParameters",
             actions=["ssm:GetParameter", "ssm:GetParameters"],
             resources=[stack.format_arn(service="ssm", resource="parameter",
                                         resource_name=f"{parameter_prefix.strip('/')}/*")],
         ),
+        *(shared_images_and_secrets(stack, secret_name) if cross_account else [
+            iam.PolicyStatement(
+                sid="EcrPull",
+                actions=ECR_PULL,
+                resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*")],
+            ),
+            iam.PolicyStatement(
+                sid="ReadJobSecrets",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[stack.format_arn(service="secretsmanager", resource="secret", resource_name=secret_name,
+                                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+            ),
+        ]),
+    ]
+
+
+def shared_images_and_secrets(stack: cdk.Stack, secret_name: str) -> list[iam.PolicyStatement]:
+    """Pull images and read secrets (under the prefix) of any account and region that shares them with this role.
+
+    The other account's repository policy, secret policy and KMS key policy
+    must grant this role as well: cross-account access needs both sides.
+    """
+    return [
         iam.PolicyStatement(
-            sid="ReadJobSecrets",
+            sid="EcrPullAnyAccount",
+            actions=ECR_PULL,
+            resources=[stack.format_arn(service="ecr", resource="repository", resource_name="*",
+                                        region="*", account="*")],
+        ),
+        iam.PolicyStatement(
+            sid="ReadJobSecretsAnyAccount",
             actions=["secretsmanager:GetSecretValue"],
-            resources=[stack.format_arn(service="secretsmanager", resource="secret",
-                                        resource_name=f"{secret_prefix.rstrip('/')}/*",
-                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)],
+            resources=[stack.format_arn(service="secretsmanager", resource="secret", resource_name=secret_name,
+                                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME, region="*", account="*")],
+        ),
+        # Secrets Manager cannot share a secret encrypted with the AWS managed key:
+        # the other account's own key decrypts it, only on Secrets Manager's behalf.
+        iam.PolicyStatement(
+            sid="DecryptSharedSecrets",
+            actions=["kms:Decrypt"],
+            resources=[stack.format_arn(service="kms", resource="key", resource_name="*", region="*", account="*")],
+            conditions={"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}},
         ),
     ]

@@ -23,6 +23,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from chalice.cdk import Chalice
 from chalice.utils import to_cfn_resource_name
@@ -37,6 +38,11 @@ API_GATEWAY_STAGE = "api"
 # Amazon's ECS-optimised Amazon Linux 2023: Docker and the ECS agent preinstalled.
 ECS_AL2023_IMAGE = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 API_HANDLER = "APIHandler"
+# How hard EventBridge tries to hand an event to a handler, and Lambda to run
+# it (Lambda's own limit is 2 retries) before the event goes to the dead letters.
+EVENT_DELIVERY_ATTEMPTS = 10
+EVENT_HANDLER_RETRIES = 2
+EVENT_MAX_AGE = cdk.Duration.hours(1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class Settings:
     throttle_burst: int = 40
     alarm_topic_arn: str = ""
     api_gateway_log_role: bool = True
+    lambda_runtime: str = packaging.DEFAULT_LAMBDA_RUNTIME
+    allow_cross_account: bool = False
 
     @classmethod
     def from_context(cls, scope: Construct) -> Settings:
@@ -61,7 +69,8 @@ class Settings:
                  "log_retention_days": "logRetentionDays", "parameter_prefix": "ssmParameterPrefix",
                  "secret_prefix": "secretNamePrefix", "default_instance_types": "defaultInstanceTypes",
                  "throttle_rate": "apiThrottleRate", "throttle_burst": "apiThrottleBurst",
-                 "alarm_topic_arn": "alarmTopicArn", "api_gateway_log_role": "apiGatewayLogRole"}
+                 "alarm_topic_arn": "alarmTopicArn", "api_gateway_log_role": "apiGatewayLogRole",
+                 "lambda_runtime": "lambdaRuntime", "allow_cross_account": "allowCrossAccount"}
         values: dict[str, Any] = {}
         for field, key in names.items():
             value = scope.node.try_get_context(key)
@@ -71,7 +80,7 @@ class Settings:
 
 
 class JobSchedulerStack(cdk.Stack):
-    """Job table, workflow, API, launch template, event wiring, alarm and outputs."""
+    """Job table, workflow, API, launch template, event wiring, alarms and outputs."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -88,9 +97,10 @@ class JobSchedulerStack(cdk.Stack):
         self.api_role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                                  description="jobscheduler API and event handlers")
         self.api = self._create_api()
+        self.failed_events = self._create_failed_events_queue()
         self.api_policy = self._grant_api()
         self.rules = self._wire_event_handlers()
-        self.alarm = self._create_alarm()
+        self.alarms = self._create_alarms()
         self._create_outputs()
 
     # -- data -----------------------------------------------------------------
@@ -123,11 +133,12 @@ class JobSchedulerStack(cdk.Stack):
                 partition_key=key(index["KeySchema"], "HASH"), sort_key=key(index["KeySchema"], "RANGE"))
         return table
 
-    def _create_log_group(self, construct_id: str) -> logs.LogGroup:
+    def _create_log_group(self, construct_id: str, name: str | None = None) -> logs.LogGroup:
         days = self.settings.log_retention_days
         if days not in _RETENTION:
             raise ValueError(f"context logRetentionDays: {days} is not one of {sorted(_RETENTION)}")
-        return logs.LogGroup(self, construct_id, retention=_RETENTION[days], removal_policy=cdk.RemovalPolicy.DESTROY)
+        return logs.LogGroup(self, construct_id, log_group_name=name, retention=_RETENTION[days],
+                             removal_policy=cdk.RemovalPolicy.DESTROY)
 
     # -- instances --------------------------------------------------------------
 
@@ -136,7 +147,8 @@ class JobSchedulerStack(cdk.Stack):
                         description="jobscheduler job instances: job logs, ECR pull, job secrets")
         permissions.attach(self, "InstancePolicy", role, permissions.instance(
             self, job_log_group_arn=self.job_logs.log_group_arn,
-            parameter_prefix=self.settings.parameter_prefix, secret_prefix=self.settings.secret_prefix))
+            parameter_prefix=self.settings.parameter_prefix, secret_prefix=self.settings.secret_prefix,
+            cross_account=self.settings.allow_cross_account))
         return role
 
     def _create_launch_template(self) -> ec2.LaunchTemplate:
@@ -167,6 +179,8 @@ class JobSchedulerStack(cdk.Stack):
         """The values of the ASL file's ``${Name}`` placeholders."""
         return {"JobsTable": self.table.table_name,
                 "LaunchTemplateId": self.launch_template.launch_template_id or "",
+                # Each capacity request's launch template version is based on this one (CloudFormation's).
+                "LaunchTemplateVersion": self.launch_template.default_version_number,
                 "StackTag": self.stack_tag}
 
     def _create_state_machine(self) -> sfn.StateMachine:
@@ -192,7 +206,11 @@ class JobSchedulerStack(cdk.Stack):
             definition_body=sfn.DefinitionBody.from_string(definition.text()),
             definition_substitutions=values,
             role=role,
-            logs=sfn.LogOptions(destination=self._create_log_group("WorkflowLogs"), level=sfn.LogLevel.ALL,
+            # Under /aws/vendedlogs/ Step Functions needs no entry in the account's (size-limited)
+            # CloudWatch Logs resource policy for each state machine.
+            logs=sfn.LogOptions(destination=self._create_log_group(
+                                    "WorkflowLogs", f"/aws/vendedlogs/states/{self.stack_name}-workflow"),
+                                level=sfn.LogLevel.ALL,
                                 # Inputs carry the job's user data and task tokens;
                                 # the console's execution history already shows them.
                                 include_execution_data=False),
@@ -215,7 +233,9 @@ class JobSchedulerStack(cdk.Stack):
                config.SWEEPER_RULE: self.sweeper_rule_name,
                config.JOB_LOG_GROUP: self.job_logs.log_group_name,
                config.SECRET_PARAMETER_PREFIX: self.settings.parameter_prefix,
-               config.SECRET_NAME_PREFIX: self.settings.secret_prefix}
+               config.SECRET_NAME_PREFIX: self.settings.secret_prefix,
+               config.ACCOUNT_ID: cdk.Aws.ACCOUNT_ID,
+               config.ALLOW_CROSS_ACCOUNT: str(self.settings.allow_cross_account).lower()}
         if self.settings.default_instance_types:
             env[config.DEFAULT_INSTANCE_TYPES] = self.settings.default_instance_types
         stage_config = {
@@ -230,6 +250,7 @@ class JobSchedulerStack(cdk.Stack):
         }
         with packaging.isolated(Path(cdk.Stage.of(self).outdir), self.region):  # type: ignore[union-attr]
             api = Chalice(self, "Api", source_dir=str(RUNTIME_DIR), stage_config=stage_config)
+        packaging.pin_runtime(api, self.settings.lambda_runtime, RUNTIME_DIR)
         self._harden_rest_api(api)
         return api
 
@@ -253,7 +274,14 @@ class JobSchedulerStack(cdk.Stack):
         self._explain_auth_failures(rest_api)
 
     def _explain_auth_failures(self, rest_api: cdk.CfnResource) -> None:
-        """IAM denials answer in the API's own error shape, naming what to fix."""
+        """IAM denials answer in the API's own error shape, naming what to fix.
+
+        API Gateway serves gateway responses from a deployment. As the SAM API's
+        ``GatewayResponses`` they enter its definition body, which every
+        deployment is made from and whose hash names the deployment, so a change
+        redeploys; separate GatewayResponse resources would reach no deployment
+        (and the body's overwrite on update would drop them).
+        """
         answers = {
             "UNAUTHORIZED": ("401", "UnauthorizedError", "Authorization: sign the request with SigV4 (IAM auth)"),
             "MISSING_AUTHENTICATION_TOKEN": (
@@ -262,11 +290,10 @@ class JobSchedulerStack(cdk.Stack):
             "EXPIRED_TOKEN": ("403", "ForbiddenError", "Authorization: the credentials have expired"),
             "ACCESS_DENIED": ("403", "ForbiddenError", "Authorization: this identity may not call this route"),
         }
-        for kind, (status, code, message) in answers.items():
-            body = json.dumps({"Code": code, "Message": message})
-            apigw.CfnGatewayResponse(self, f"Answer{kind.title().replace('_', '')}", rest_api_id=rest_api.ref,
-                                     response_type=kind, status_code=status,
-                                     response_templates={"application/json": body})
+        rest_api.add_property_override("GatewayResponses", {
+            kind: {"StatusCode": status,
+                   "ResponseTemplates": {"application/json": json.dumps({"Code": code, "Message": message})}}
+            for kind, (status, code, message) in answers.items()})
 
     def _create_api_gateway_log_role(self) -> apigw.CfnAccount:
         """API Gateway writes access logs only once the region's account setting names a role."""
@@ -303,9 +330,20 @@ class JobSchedulerStack(cdk.Stack):
             state_machine_arn=self.state_machine.state_machine_arn,
             state_machine_name=self.state_machine.state_machine_name,
             job_log_group_arn=self.job_logs.log_group_arn, function_log_group_arns=log_groups,
-            stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name))
+            stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name,
+        ) + permissions.failed_events(self.failed_events.queue_arn))
 
-    # -- events, alarm, outputs -------------------------------------------------
+    # -- events, alarms, outputs ------------------------------------------------
+
+    def _create_failed_events_queue(self) -> sqs.Queue:
+        """Where events go that no handler could take: undeliverable, or failing after every retry."""
+        queue = sqs.Queue(self, "FailedEvents", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                          retention_period=cdk.Duration.days(14))
+        Validations.of(queue).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-SQS3",
+            reason="This queue is itself the dead-letter queue of the EventBridge targets and of the "
+                   "handlers' asynchronous invocations; an alarm watches it."))
+        return queue
 
     def event_handlers(self) -> dict[str, dict[str, Any]]:
         """Each plain Lambda function the runtime may define, and the EventBridge rule that triggers it."""
@@ -351,14 +389,39 @@ class JobSchedulerStack(cdk.Stack):
                                  "event triggers: add it to JobSchedulerStack.event_handlers")
             name, props = handlers[logical_id]
             arn = function.get_att("Arn").to_string()
-            rule = events.Rule(self, f"{logical_id}Rule", targets=[packaging.FunctionTarget(arn)], **props)
+            rule = events.Rule(self, f"{logical_id}Rule", targets=[packaging.FunctionTarget(
+                arn, dead_letter_queue_arn=self.failed_events.queue_arn,
+                retry_attempts=EVENT_DELIVERY_ATTEMPTS, max_event_age=EVENT_MAX_AGE)], **props)
             lambda_.CfnPermission(self, f"{logical_id}Invoke", action="lambda:InvokeFunction",
                                   function_name=arn, principal="events.amazonaws.com",
                                   source_arn=rule.rule_arn)
             # The first trigger must not find the function without its permissions.
             rule.node.add_dependency(self.api_policy)
+            self._keep_failed_events(logical_id, function, rule)
             rules[name] = rule
         return rules
+
+    def _keep_failed_events(self, logical_id: str, function: cdk.CfnResource, rule: events.Rule) -> None:
+        """Both ways an event can be lost end in the queue.
+
+        EventBridge invokes Lambda asynchronously: its retries and dead-letter
+        queue cover only delivery. Once Lambda has accepted the event, Lambda
+        retries a failing handler, then sends the event to the on-failure
+        destination, as the function's role.
+        """
+        queue = self.failed_events
+        queue.add_to_resource_policy(iam.PolicyStatement(
+            sid=f"Undelivered{logical_id}", principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["sqs:SendMessage"], resources=[queue.queue_arn],
+            conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}}))
+        invoke_config = lambda_.CfnEventInvokeConfig(
+            self, f"{logical_id}Failures", function_name=function.ref, qualifier="$LATEST",
+            maximum_retry_attempts=EVENT_HANDLER_RETRIES,
+            maximum_event_age_in_seconds=int(EVENT_MAX_AGE.to_seconds()),
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=queue.queue_arn)))
+        # Lambda checks that the role may send to the destination when the configuration is created.
+        invoke_config.node.add_dependency(self.api_policy)
 
     def _read_job_table_stream(self, logical_id: str, function_arn: str) -> lambda_.CfnEventSourceMapping:
         """The job table's stream drives the function, in order per job, retried until it succeeds or ages out."""
@@ -371,19 +434,34 @@ class JobSchedulerStack(cdk.Stack):
         mapping.node.add_dependency(self.api_policy)
         return mapping
 
-    def _create_alarm(self) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
-            self, "FailedExecutions",
-            alarm_description="A job execution failed: its clean-up could not finish (see the execution "
-                              "in the Step Functions console)",
-            metric=self.state_machine.metric_failed(period=cdk.Duration.minutes(5), statistic="Sum"),
-            threshold=1, evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING)
+    def _create_alarms(self) -> list[cloudwatch.Alarm]:
+        """Alarms on what needs a person: a failed execution, an event no handler could take."""
+        period = cdk.Duration.minutes(5)
+        alarms = [
+            cloudwatch.Alarm(
+                self, "FailedExecutions",
+                alarm_description="A job execution failed: its clean-up could not finish (see the execution "
+                                  "in the Step Functions console)",
+                metric=self.state_machine.metric_failed(period=period, statistic="Sum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
+            cloudwatch.Alarm(
+                self, "FailedEventsWaiting",
+                alarm_description="An EventBridge event (Spot interruption, execution end, sweep) could not be "
+                                  "handled after every retry: read it in the FailedEvents queue and the "
+                                  "handler's log, then act on it by hand",
+                metric=self.failed_events.metric_approximate_number_of_messages_visible(
+                    period=period, statistic="Maximum"),
+                threshold=1, evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING),
+        ]
         if self.settings.alarm_topic_arn:
             topic = sns.Topic.from_topic_arn(self, "AlarmTopic", self.settings.alarm_topic_arn)
-            alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
-        return alarm
+            for alarm in alarms:
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        return alarms
 
     def _create_outputs(self) -> None:
         region = cdk.Aws.REGION
@@ -392,6 +470,7 @@ class JobSchedulerStack(cdk.Stack):
             "TableName": self.table.table_name,
             "StateMachineArn": self.state_machine.state_machine_arn,
             "JobLogGroupName": self.job_logs.log_group_name,
+            "FailedEventsQueueUrl": self.failed_events.queue_url,
             "ExecutionsConsoleUrl": f"https://{region}.console.aws.amazon.com/states/home?region={region}"
                                     f"#/statemachines/view/{self.state_machine.state_machine_arn}",
         }

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from chalicelib import jobs, store
+from chalicelib import config, jobs, store
 from tests.conftest import example_bodies, load
 from tests.support import Instance, post_job, wait_for, wait_terminal
 
@@ -93,6 +93,44 @@ def test_malformed_json_and_huge_body_are_4xx(api, aws):
     assert post_job(api, "{not json").status_code == 400
     assert post_job(api, json.dumps({**HELLO, "name": "x" * 70_000})).status_code == 400
     assert table_items() == 0 and executions(aws) == 0
+
+
+# The emulator's account and region are the deployment's own; these are another's.
+HOME = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/job:7"
+HOME_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jobscheduler/api-key-AbCdEf"
+ELSEWHERE = [
+    ("image", {"image": "210987654321.dkr.ecr.us-east-1.amazonaws.com/team/job:7"}),
+    ("image", {"image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/job:7"}),
+    ("secrets.API_KEY", {"secrets": {"API_KEY": HOME_SECRET.replace(":123456789012:", ":210987654321:")}}),
+    ("secrets.API_KEY", {"secrets": {"API_KEY": HOME_SECRET.replace(":us-east-1:", ":eu-west-1:")}}),
+]
+ELSEWHERE_IDS = ["image-account", "image-region", "secret-account", "secret-region"]
+
+
+@pytest.mark.parametrize(("field", "change"), ELSEWHERE, ids=ELSEWHERE_IDS)
+def test_images_and_secrets_of_other_accounts_or_regions_are_refused(api, aws, field, change):
+    """The instance role reads only this account's images and secrets in this region: others are a 400."""
+    response = post_job(api, {**HELLO, "scheduledAt": FAR, **change})
+    assert response.status_code == 400, response.body
+    message = response.json_body["Message"]
+    assert message.startswith(f"{field}:") and "allowCrossAccount" in message, message
+    assert table_items() == 0 and executions(aws) == 0
+
+
+@pytest.mark.parametrize(("field", "change"), ELSEWHERE, ids=ELSEWHERE_IDS)
+def test_other_accounts_and_regions_are_accepted_when_the_stack_allows(api, monkeypatch, field, change):
+    """Deployed with allowCrossAccount, the same bodies are scheduled."""
+    monkeypatch.setenv(config.ALLOW_CROSS_ACCOUNT, "true")
+    response = post_job(api, {**HELLO, "scheduledAt": FAR, **change})
+    assert response.status_code == 201, response.body
+    api.http.post(f"/jobs/{response.json_body['jobId']}/cancel")
+
+
+def test_this_accounts_image_and_secret_are_accepted(api):
+    """An ECR image and a secret of the deployment's own account and region are scheduled."""
+    response = post_job(api, {**HELLO, "scheduledAt": FAR, "image": HOME, "secrets": {"API_KEY": HOME_SECRET}})
+    assert response.status_code == 201, response.body
+    api.http.post(f"/jobs/{response.json_body['jobId']}/cancel")
 
 
 def test_scheduled_at_is_normalised_to_utc(api):

@@ -23,7 +23,8 @@ from infra.local import runtime
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/jobscheduler-local-workflow"
+ACCOUNT_ID = "123456789012"  # moto's default account: every local resource lives in it
+ACCOUNT_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/jobscheduler-local-workflow"
 # Variables that could send a client to a real account instead of the local endpoint.
 _REAL_ACCOUNT_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 
@@ -107,13 +108,15 @@ class LocalCloud:
         ddb, ec2 = session.client("dynamodb"), session.client("ec2")
         ddb.create_table(**store.table_definition(table))
         subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
-        template = ec2.create_launch_template(
+        created = ec2.create_launch_template(
             LaunchTemplateName=f"{stack_tag}-jobs",
             LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceInitiatedShutdownBehavior": "terminate"},
-        )["LaunchTemplate"]["LaunchTemplateId"]
+        )["LaunchTemplate"]
+        template, version = created["LaunchTemplateId"], str(created["DefaultVersionNumber"])
         log_group = f"/jobscheduler/{stack_tag}/jobs"
         _create_log_group(session.client("logs"), log_group)
-        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template, "StackTag": stack_tag})
+        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template,
+                                 "LaunchTemplateVersion": version, "StackTag": stack_tag})
         arn = session.client("stepfunctions").create_state_machine(
             name=f"{stack_tag}-jobs", definition=asl, roleArn=ACCOUNT_ROLE)["stateMachineArn"]
         # As in the CDK stack, the sweeper's schedule starts on; idle, the sweeper turns it off.
@@ -133,6 +136,7 @@ class LocalCloud:
             config.SWEEPER_RULE: self.sweeper_rule,
             config.JOB_LOG_GROUP: self.log_group,
             config.API_URL: api_url,
+            config.ACCOUNT_ID: ACCOUNT_ID,
             # Seconds, not minutes: a job's whole life fits in a few seconds locally.
             config.POLL_SECONDS: "1",
             config.BACKOFF_SECONDS: "2",

@@ -27,6 +27,8 @@ MAX_ATTEMPTS = "MAX_ATTEMPTS"
 STOP_GRACE_SECONDS = "STOP_GRACE_SECONDS"
 SECRET_PARAMETER_PREFIX = "SECRET_PARAMETER_PREFIX"
 SECRET_NAME_PREFIX = "SECRET_NAME_PREFIX"
+ACCOUNT_ID = "ACCOUNT_ID"
+ALLOW_CROSS_ACCOUNT = "ALLOW_CROSS_ACCOUNT"
 
 FALLBACK_INSTANCE_TYPES = "m7i.large,m6i.large,m6a.large,m5.large,c6i.large,c5.large"
 
@@ -126,3 +128,17 @@ def secret_parameter_prefix() -> str:
 def secret_name_prefix() -> str:
     """Secrets Manager secrets a job may name start with this."""
     return os.environ.get(SECRET_NAME_PREFIX) or "jobscheduler/"
+
+
+def account_id() -> str:
+    """The AWS account the stack runs in (Lambda's environment does not say)."""
+    return os.environ[ACCOUNT_ID]
+
+
+def cross_account_allowed() -> bool:
+    """Whether jobs may name ECR images and secrets of other accounts or regions.
+
+    The stack sets it from its ``allowCrossAccount`` context value, which also
+    widens the instance role to match; unset means no.
+    """
+    return os.environ.get(ALLOW_CROSS_ACCOUNT, "").strip().lower() == "true"

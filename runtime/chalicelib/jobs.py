@@ -52,6 +52,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _SSM_NAME = re.compile(r"^(?:/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+$")
+_ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
 class JobError(ValueError):
@@ -111,7 +112,7 @@ def new_job(body: Any) -> dict[str, Any]:
     if body.get("command") is not None:
         job["command"] = _command(body["command"])
     if body.get("heartbeatSeconds") is not None:
-        job["heartbeatSeconds"] = _int(body, "heartbeatSeconds", None, 1, runtime)
+        job["heartbeatSeconds"] = _heartbeat(body["heartbeatSeconds"], runtime)
     if body.get("secrets") is not None:
         job["secrets"] = _secrets(body["secrets"])
     if body.get("finishBy") is not None:
@@ -172,7 +173,21 @@ def _image(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 255 or not _is_image(value):
         raise JobError("image", "must be a Docker image reference like python:3.12-slim or "
                                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
+    ecr = _ECR_IMAGE.match(value)
+    if ecr:
+        _check_home("image", "an ECR image", ecr["account"], ecr["region"])
     return value
+
+
+def _check_home(field: str, what: str, account: str, region: str) -> None:
+    """Refuse what the instance role cannot read: another account's or region's, unless the stack allows it."""
+    if config.cross_account_allowed():
+        return
+    home_account, home_region = config.account_id(), config.region()
+    if (account, region) != (home_account, home_region):
+        raise JobError(field, f"is {what} of account {account} in {region}; this deployment reads only account "
+                              f"{home_account} in {home_region} (deploy with -c allowCrossAccount=true to allow "
+                              "other accounts and regions)")
 
 
 def _is_image(value: str) -> bool:
@@ -223,6 +238,15 @@ def _instance_types(value: Any) -> list[str]:
     return list(value)
 
 
+def _heartbeat(value: Any, runtime: int) -> int:
+    # Step Functions requires a task's HeartbeatSeconds to be shorter than its TimeoutSeconds.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise JobError("heartbeatSeconds", "must be a whole number of seconds from 1")
+    if value >= runtime:
+        raise JobError("heartbeatSeconds", f"must be less than maxRuntimeSeconds ({runtime})")
+    return value
+
+
 def _int(body: dict[str, Any], field: str, default: int | None, low: int, high: int) -> int:
     value = body.get(field, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -251,6 +275,8 @@ def _secrets(value: Any) -> dict[str, str]:
         if _SECRET_ARN.match(ref):
             if not ref.split(":secret:", 1)[1].startswith(names):
                 raise JobError(field, f"must name a secret under {names}")
+            region, account = ref.split(":")[3:5]
+            _check_home(field, "a secret", account, region)
         elif not ref.startswith(parameters):
             raise JobError(field, f"must name a parameter under {parameters}")
     return dict(value)
