@@ -31,8 +31,9 @@ _TEMPLATE_PATH = Path(__file__).with_name("bootstrap.sh")
 _TEMPLATE_NOTE = "# jobscheduler bootstrap; commented source: runtime/chalicelib/bootstrap.sh\n"
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ECR_REGISTRY = re.compile(
-    r"(?P<registry>\d{12}\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?)/"
+# A private ECR image: the instance logs in to its registry; the API checks its account and region.
+ECR_IMAGE = re.compile(
+    r"(?P<registry>(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?)/"
 )
 # The script exports secrets by name: these would fail (read-only in bash) or
 # overwrite the script's own variables.
@@ -204,7 +205,7 @@ def _positive_int(value: Any, field: str) -> int:
 def _ecr_registry(image: str) -> tuple[str, str]:
     """(registry, region) for a private ECR image, which needs a docker login;
     ("", "") for any other registry."""
-    match = _ECR_REGISTRY.match(image)
+    match = ECR_IMAGE.match(image)
     return (match["registry"], match["region"]) if match else ("", "")
 
 

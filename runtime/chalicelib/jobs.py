@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import config
+from . import bootstrap, config
 
 SCHEDULED = "Scheduled"
 REQUESTED = "Requested"
@@ -52,7 +52,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
 _SSM_NAME = re.compile(r"^(?:/[A-Za-z0-9_.\-]+)+$|^[A-Za-z0-9_.\-]+$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+$")
-_ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
 class JobError(ValueError):
@@ -173,7 +172,7 @@ def _image(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 255 or not _is_image(value):
         raise JobError("image", "must be a Docker image reference like python:3.12-slim or "
                                 "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1")
-    ecr = _ECR_IMAGE.match(value)
+    ecr = bootstrap.ECR_IMAGE.match(value)
     if ecr:
         _check_home("image", "an ECR image", ecr["account"], ecr["region"])
     return value
