@@ -2,8 +2,9 @@
 
 Applied by the tests and the local stack, never in AWS. Each shim names the
 AWS behaviour it restores: what the workflow does, and what it costs to start
-and run an execution (the last two shims), which the local stack's start
-precision and throughput depend on.
+and run an execution (the speed shims), which the local stack's start
+precision and throughput depend on. Every shim has its entry, under its own
+name, in docs/aws-vs-moto.md, with the test that holds AWS's behaviour.
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from typing import Any
 TESTED_MOTO = ((5, 2, 5), (5, 3, 0))  # from (inclusive), to (exclusive)
 
 _applied = False
+# What the workflow's AWS calls are signed with: moto's fixed pair, or (where a
+# test enforces IAM) a session of the state machine's role, as in AWS.
+_workflow_credentials: dict[str, str] = {"aws_access_key_id": "ak", "aws_secret_access_key": "sk"}
+
+
+def sign_workflow_calls(credentials: dict[str, str] | None) -> None:
+    """Sign the workflow's AWS calls with these boto3 credential arguments (``None``: moto's own)."""
+    global _workflow_credentials
+    _workflow_credentials = credentials or {"aws_access_key_id": "ak", "aws_secret_access_key": "sk"}
 
 
 def apply() -> None:
@@ -28,6 +38,8 @@ def apply() -> None:
     _stop_right_after_start()
     _callback_before_the_wait()
     _atomic_item_writes()
+    _launch_template_versions()
+    _ec2_error_name()
     _definition_parsed_once()
     _service_clients_reused()
     _requests_routed_once_per_host()
@@ -199,7 +211,7 @@ def _service_clients_reused() -> None:
     # A workflow task's AWS call costs AWS no client set-up; moto builds a new
     # boto3 client for every call (3 ms for DynamoDB, 16 ms for EC2 here) and
     # ignores the state's credentials. botocore clients are thread-safe, so one
-    # per region and service serves every call, with a connection pool as large
+    # per region, service and credentials serves every call, with a connection pool as large
     # as a burst of executions (a pool of 10 would open and drop a connection
     # per call beyond the tenth).
     import importlib
@@ -214,17 +226,18 @@ def _service_clients_reused() -> None:
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     build = boto_client.boto_client_for
-    clients: dict[tuple[str, str, bool, str], Any] = {}
+    clients: dict[tuple[Any, ...], Any] = {}
     lock = threading.Lock()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # As moto's own, but shared: its endpoint depends on whether moto intercepts calls or serves them.
-        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        credentials = _workflow_credentials
+        key = (region, service, botocore_stubber.enabled, moto_server_port(), *sorted(credentials.items()))
         with lock:
             if key not in clients:
                 endpoint = {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{key[3]}"}
                 clients[key] = boto3.client(
-                    service, region_name=region, aws_access_key_id="ak", aws_secret_access_key="sk",
+                    service, region_name=region, **credentials,
                     config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
                                   connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
                                   read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
@@ -289,3 +302,106 @@ def _requests_parsed_once() -> None:
     responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
     UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[method-assign, assignment, arg-type]
+
+
+def _launch_template_versions() -> None:
+    # The workflow gives each capacity request its own launch template version
+    # (the stack's version plus the job's user data) and deletes it afterwards.
+    # AWS (API reference, CreateLaunchTemplateVersion / DeleteLaunchTemplateVersions):
+    # - SourceVersion: the new version inherits the source's launch parameters;
+    #   those in LaunchTemplateData replace them. moto ignores SourceVersion.
+    # - ClientToken makes a retried create return the version it made. moto ignores it.
+    # - Version numbers follow creation order and are never reused; a deleted
+    #   version is gone. moto numbers by list position and cannot delete one
+    #   (DeleteLaunchTemplateVersions is not implemented).
+    # - UserData is stored as given (base64), as CreateLaunchTemplate stores it in moto.
+    import copy
+
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
+    from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateVersion
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ec2.utils import parse_user_data
+
+    def create_version(self: Any, data: dict[str, Any], description: str) -> LaunchTemplateVersion:
+        number = getattr(self, "_last_version_number", 0) + 1
+        self._last_version_number = number
+        version = LaunchTemplateVersion(self, number, data, description)
+        self.versions.append(version)
+        return version
+
+    def get_version(self: Any, num: Any) -> LaunchTemplateVersion:
+        if str(num).lower() == "$latest":
+            return self.versions[-1]  # type: ignore[no-any-return]
+        wanted = self.default_version_number if str(num).lower() == "$default" else num
+        for version in self.versions:
+            if str(version.number) == str(wanted):
+                return version  # type: ignore[no-any-return]
+        raise InvalidLaunchTemplateVersionNotFound(template_id=self.id, version=str(num))
+
+    def create_launch_template_version(self: Any) -> ActionResult:
+        name, template_id = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+        template = (self.ec2_backend.get_launch_template(template_id) if template_id
+                    else self.ec2_backend.get_launch_template_by_name(name))
+        self.error_on_dryrun()
+        tokens = template.__dict__.setdefault("_client_tokens", {})
+        token = self._get_param("ClientToken")
+        version = tokens.get(token) if token else None
+        if version is None:
+            data = self._get_param("LaunchTemplateData", {})
+            if "UserData" in data:
+                data["UserData"] = parse_user_data(self._get_param("LaunchTemplateData.UserData"))
+            source = self._get_param("SourceVersion")
+            if source:
+                data = {**copy.deepcopy(template.get_version(source).data), **data}
+            version = template.create_version(data, self._get_param("VersionDescription"))
+            if token:
+                tokens[token] = version
+        return ActionResult({"LaunchTemplateVersion": {
+            "CreateTime": version.create_time,
+            "CreatedBy": f"arn:{self.partition}:iam::{self.current_account}:root",
+            "DefaultVersion": template.is_default(version),
+            "LaunchTemplateData": version.data,
+            "LaunchTemplateId": template.id,
+            "LaunchTemplateName": template.name,
+            "VersionDescription": version.description,
+            "VersionNumber": version.number,
+        }})
+
+    def delete_launch_template_versions(self: Any) -> ActionResult:
+        name, template_id = self._get_param("LaunchTemplateName"), self._get_param("LaunchTemplateId")
+        template = (self.ec2_backend.get_launch_template(template_id) if template_id
+                    else self.ec2_backend.get_launch_template_by_name(name))
+        self.error_on_dryrun()
+        deleted, refused = [], []
+        for number in self._get_param("Versions", []):
+            named = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name,
+                     "VersionNumber": int(number) if str(number).isdigit() else 0}
+            found = [v for v in template.versions if str(v.number) == str(number)]
+            if not found or found[0].number == template.default_version_number:
+                why = ("launchTemplateVersionDoesNotExist", f"version {number} does not exist") if not found else (
+                    "unexpectedError", "the default version cannot be deleted")
+                refused.append({**named, "ResponseError": {"Code": why[0], "Message": why[1]}})
+                continue
+            template.versions.remove(found[0])
+            deleted.append(named)
+        return ActionResult({"SuccessfullyDeletedLaunchTemplateVersions": deleted,
+                             "UnsuccessfullyDeletedLaunchTemplateVersions": refused})
+
+    LaunchTemplate.create_version = create_version  # type: ignore[method-assign]
+    LaunchTemplate.get_version = get_version  # type: ignore[method-assign]
+    LaunchTemplate.default_version = lambda self: self.get_version("$Default")  # type: ignore[method-assign]
+    LaunchTemplates.create_launch_template_version = create_launch_template_version  # type: ignore[method-assign]
+    LaunchTemplates.delete_launch_template_versions = delete_launch_template_versions  # type: ignore[attr-defined]
+
+
+def _ec2_error_name() -> None:
+    # Step Functions names every failed EC2 call of an aws-sdk task
+    # "Ec2.Ec2Exception" (EC2's API models no exception types; the message goes
+    # in the cause). moto derives "ec2.ec2Exception" from the service name, which
+    # a Catch on "Ec2.Ec2Exception" would not match.
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk,
+    )
+
+    state_task_service_aws_sdk._SERVICE_ERROR_NAMES["ec2"] = "Ec2"

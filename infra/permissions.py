@@ -188,16 +188,15 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
 
 def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_machine_arn: str,
         state_machine_name: str, job_log_group_arn: str, function_log_group_arns: Sequence[str],
-        stack_tag: str, sweeper_rule_name: str, launch_template_arn: str | None = None) -> list[iam.PolicyStatement]:
+        stack_tag: str, sweeper_rule_name: str, launch_template_arn: str) -> list[iam.PolicyStatement]:
     """What the REST API, the event handlers and the sweeper need."""
-    # The clean-up handlers delete launch template versions a stopped execution left behind.
-    leftovers = [iam.PolicyStatement(
-        sid="DeleteLeftoverLaunchTemplateVersions",
-        actions=["ec2:DeleteLaunchTemplateVersions"],
-        resources=[launch_template_arn],
-    )] if launch_template_arn else []
     return [
-        *leftovers,
+        # The clean-up handlers delete the launch template versions a stopped execution left behind.
+        iam.PolicyStatement(
+            sid="DeleteLeftoverLaunchTemplateVersions",
+            actions=["ec2:DeleteLaunchTemplateVersions"],
+            resources=[launch_template_arn],
+        ),
         iam.PolicyStatement(
             sid="FunctionLogs",
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],

@@ -331,6 +331,8 @@ class JobSchedulerStack(cdk.Stack):
             state_machine_name=self.state_machine.state_machine_name,
             job_log_group_arn=self.job_logs.log_group_arn, function_log_group_arns=log_groups,
             stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name,
+            launch_template_arn=permissions.ec2_arn(self, "launch-template",
+                                                    self.launch_template.launch_template_id or ""),
         ) + permissions.failed_events(self.failed_events.queue_arn))
 
     # -- events, alarms, outputs ------------------------------------------------

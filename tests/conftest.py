@@ -49,11 +49,17 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def aws(credentials: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
+def stack_tag() -> str:
+    """The emulated stack's tag (a module may override it: test_iam uses the synthesised stack's name)."""
+    return "test-stack"
+
+
+@pytest.fixture
+def aws(credentials: None, stack_tag: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
     """moto with state machine execution on: the table, launch template, subnets and workflow."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         runtime_aws.reset()
-        cloud = create_cloud(stack_tag="test-stack")
+        cloud = create_cloud(stack_tag=stack_tag)
         for name, value in {**cloud.runtime_environment("http://127.0.0.1:9"), **FAST_TIMING}.items():
             monkeypatch.setenv(name, value)
         yield cloud

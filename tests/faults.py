@@ -6,15 +6,17 @@ failing AWS exactly as they would in production: through their clients.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import DynamoDBBackend
-from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.exceptions import EC2ClientError, InvalidInstanceIdError
 from moto.ec2.models import EC2Backend
 from moto.ec2.models.fleets import Fleet
+from moto.ec2.responses.fleets import Fleets
 
 
 class Faults:
@@ -46,6 +48,64 @@ class Faults:
         original = Fleet.create_spot_requests
         Fleet.create_spot_requests = lambda fleet, weight_to_add: []  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(Fleet, "create_spot_requests", original))
+
+    def no_capacity(self) -> None:
+        """CreateFleet returns no instance at all, Spot or on-demand."""
+        self.no_spot_capacity()
+        original = Fleet.create_on_demand_requests
+        Fleet.create_on_demand_requests = lambda fleet, weight_to_add: None  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(Fleet, "create_on_demand_requests", original))
+
+    def fleet_errors(self, *errors: tuple[str, str], times: int = 10**6) -> None:
+        """The next ``times`` CreateFleet calls launch nothing and answer these (code, message) in ``Errors``.
+
+        An instant fleet reports every launch failure so, capacity or not; moto never does.
+        """
+        respond, spot, on_demand = Fleets.create_fleet, Fleet.create_spot_requests, Fleet.create_on_demand_requests
+        state = {"left": times}
+        refusing = threading.local()
+
+        def create_fleet(response: Any) -> Any:
+            if state["left"] <= 0:
+                return respond(response)
+            state["left"] -= 1
+            self.calls["CreateFleet.Errors"] = self.calls.get("CreateFleet.Errors", 0) + 1
+            refusing.on = True
+            try:
+                result = respond(response)
+            finally:
+                refusing.on = False
+            result.result["Errors"] = [{"ErrorCode": code, "ErrorMessage": message, "Lifecycle": "spot"}
+                                       for code, message in errors]
+            return result
+
+        def launch(original: Any) -> Any:
+            return lambda fleet, weight: [] if getattr(refusing, "on", False) else original(fleet, weight)
+
+        Fleets.create_fleet = create_fleet  # type: ignore[method-assign]
+        Fleet.create_spot_requests = launch(spot)  # type: ignore[method-assign]
+        Fleet.create_on_demand_requests = launch(on_demand)  # type: ignore[method-assign]
+        self._undo += [lambda: setattr(Fleets, "create_fleet", respond),
+                       lambda: setattr(Fleet, "create_spot_requests", spot),
+                       lambda: setattr(Fleet, "create_on_demand_requests", on_demand)]
+
+    def not_visible_yet(self, times: int) -> None:
+        """The next ``times`` DescribeInstanceStatus calls answer InvalidInstanceID.NotFound.
+
+        EC2 is eventually consistent: right after a launch it may not know the instance yet.
+        """
+        original = EC2Backend.describe_instance_status
+        state = {"left": times}
+
+        def describe(backend: Any, instance_ids: list[str], *args: Any, **kwargs: Any) -> Any:
+            if state["left"] > 0 and instance_ids:
+                state["left"] -= 1
+                self.calls["DescribeInstanceStatus.NotFound"] = self.calls.get("DescribeInstanceStatus.NotFound", 0) + 1
+                raise InvalidInstanceIdError(instance_ids)
+            return original(backend, instance_ids, *args, **kwargs)
+
+        EC2Backend.describe_instance_status = describe  # type: ignore[method-assign]
+        self._undo.append(lambda: setattr(EC2Backend, "describe_instance_status", original))
 
     def clear(self) -> None:
         """AWS behaves again."""

@@ -133,6 +133,16 @@ def requesting_aws_fails_always(r: Run) -> None:
     r.faults.fail(EC2Backend, "create_fleet")
 
 
+def requesting_launch_error(r: Run) -> None:
+    r.faults.fleet_errors(("UnauthorizedOperation", "You are not authorized to perform this operation."))
+
+
+def requesting_capacity_errors(r: Run) -> None:
+    r.faults.fleet_errors(("InsufficientInstanceCapacity", "We currently do not have sufficient capacity."),
+                          times=2)
+    r.instance().callback(0)
+
+
 def requesting_stopped(r: Run) -> None:
     r.faults.no_spot_capacity()
     wait_for(r.job_id, {jobs.REQUESTED})
@@ -183,6 +193,11 @@ def launched_quick_callback(r: Run) -> None:
     release = booting(r.faults)
     r.instance().callback(0)
     release()
+
+
+def launched_not_known_yet(r: Run) -> None:
+    r.faults.not_visible_yet(times=3)
+    r.instance().callback(0)
 
 
 def launched_never_boots(r: Run) -> None:
@@ -291,6 +306,8 @@ SCENARIOS = [
     ("waiting", "cancel", waiting_cancel, {"scheduledAt": later}, "Cancelled", "cancelled", 0),
     ("requesting", "AWS call fails once", requesting_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
     ("requesting", "AWS call keeps failing", requesting_aws_fails_always, {}, "Failed", "no capacity", 0),
+    ("requesting", "launch error", requesting_launch_error, {}, "Failed", "UnauthorizedOperation", 0),
+    ("requesting", "capacity errors", requesting_capacity_errors, {}, "TerminatedOK", "exited 0", 1),
     ("requesting", "execution stopped", requesting_stopped, {}, "Failed", "ABORTED", 0),
     ("requesting", "cancel", requesting_cancel, {}, "Cancelled", "cancelled", 0),
     ("requesting", "capacity comes back", requesting_capacity_returns, {}, "TerminatedOK", "exited 0", 1),
@@ -299,6 +316,7 @@ SCENARIOS = [
     ("launched", "instance disappears", launched_instance_disappears, {}, "TerminatedOK", "exited 0", 2),
     ("launched", "cancel", launched_cancel, {}, "Cancelled", "cancelled", 1),
     ("launched", "callback before running", launched_quick_callback, {}, "TerminatedOK", "exited 0", 1),
+    ("launched", "instance not known yet", launched_not_known_yet, {}, "TerminatedOK", "exited 0", 1),
     ("launched", "never reaches running", launched_never_boots, {}, "Failed", "did not reach running", 1),
     ("running", "AWS call fails once", running_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
     ("running", "execution stopped", running_stopped, {}, "Failed", "ABORTED", 1),
@@ -321,7 +339,8 @@ SCENARIOS = [
 @pytest.mark.parametrize(("phase", "fault", "drive", "fields", "status", "reason", "attempts"), SCENARIOS,
                          ids=[f"{p}-{f.replace(' ', '-')}" for p, f, *_ in SCENARIOS])
 def test_fault_matrix(api, aws, phase, fault, drive, fields, status, reason, attempts):
-    """One phase x one fault: no instance left, the job terminal with the right status, reason and attempts."""
+    """One phase x one fault: no instance and no launch template version left, the job terminal with the
+    right status, reason and attempts."""
     with injected() as faults:
         body = {"image": "hello-world:latest", "maxRuntimeSeconds": 60}
         body.update({k: v() if callable(v) else v for k, v in fields.items()})
@@ -335,7 +354,15 @@ def test_fault_matrix(api, aws, phase, fault, drive, fields, status, reason, att
     assert done["status"] == status, done["statusReason"]
     assert reason in done["statusReason"]
     assert live_instances() == []
+    assert job_template_versions(aws) == []
     assert_attempts_consistent(done, attempts)
+
+
+def job_template_versions(aws: Any) -> list[str]:
+    """Descriptions of the launch template versions the workflow made and did not delete."""
+    versions = boto3.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=aws.launch_template_id)["LaunchTemplateVersions"]
+    return [v.get("VersionDescription", "") for v in versions if not v["DefaultVersion"]]
 
 
 def assert_attempts_consistent(job: dict[str, Any], expected: int) -> None:

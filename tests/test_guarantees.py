@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from chalicelib import jobs, store
+from chalicelib import config, jobs, store
+from tests import events
 from tests.faults import injected
 from tests.support import (
     Instance,
@@ -33,14 +34,11 @@ def schedule(api, **fields) -> dict:
 
 
 def spot_warning(instance_id: str) -> dict:
-    return {"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning",
-            "detail": {"instance-id": instance_id, "instance-action": "terminate"}}
+    return events.spot_interruption_warning(instance_id)
 
 
 def execution_event(job: dict, status: str, aws) -> dict:
-    return {"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
-            "detail": {"executionArn": job["executionArn"], "stateMachineArn": aws.state_machine_arn,
-                       "name": job["jobId"], "status": status}}
+    return events.execution_status_change(job["executionArn"], aws.state_machine_arn, status)
 
 
 # --- cancel ---------------------------------------------------------------------------------------------
@@ -167,7 +165,18 @@ def test_heartbeats_keep_a_job_alive_and_their_loss_times_it_out(api):
     assert api.http.post(f"/jobs/{job['jobId']}/heartbeat").status_code == 401
     done = wait_terminal(job["jobId"])
     assert done["status"] == jobs.TIMED_OUT and "heartbeat" in done["statusReason"]
+    assert "HeartbeatLost" in states_passed(job["executionArn"])
     assert live_instances() == []
+
+
+def test_heartbeat_must_be_shorter_than_the_max_runtime(api):
+    """Step Functions requires a heartbeat limit below the timeout: heartbeatSeconds >= maxRuntimeSeconds is
+    a 400 naming heartbeatSeconds, and nothing is scheduled."""
+    for heartbeat in (60, 61):
+        response = post_job(api, {**HELLO, "heartbeatSeconds": heartbeat})
+        assert response.status_code == 400, response.body
+        assert response.json_body["Message"].startswith("heartbeatSeconds"), response.json_body
+    assert post_job(api, {**HELLO, "heartbeatSeconds": 59}).status_code == 201
 
 
 # --- capacity policy ---------------------------------------------------------------------------------------
@@ -194,6 +203,26 @@ def test_spot_then_on_demand_falls_back_when_spot_is_gone(api):
     assert done["attempts"][0]["lifecycle"] == "on-demand"
     passed = states_passed(job["executionArn"])
     assert "FallBackToOnDemand" in passed and passed.count("RequestCapacity") == 4
+
+
+def test_on_demand_fallback_gets_its_own_requests(api):
+    """spot-then-on-demand with no capacity at all: every Spot request, then onDemandRequests on-demand
+    requests (not one), then Failed; nothing is launched."""
+    from chalicelib import workflow
+
+    with injected() as faults:
+        faults.no_capacity()
+        job = schedule(api, capacity="spot-then-on-demand")
+        done = wait_terminal(job["jobId"], timeout=60)
+    assert done["status"] == jobs.FAILED and "no capacity" in done["statusReason"]
+    plan = workflow.execution_input(store.get(job["jobId"]), "")["capacity"]
+    assert (plan["maxRequests"], plan["onDemandRequests"]) == (3, 3)  # from the tests' timing settings
+    passed = states_passed(job["executionArn"])
+    assert passed.count("FallBackToOnDemand") == 1
+    requests = passed.count("RequestCapacity")
+    assert requests == plan["maxRequests"] + plan["onDemandRequests"]
+    assert passed[passed.index("FallBackToOnDemand"):].count("RequestCapacity") == plan["onDemandRequests"]
+    assert instances() == []
 
 
 def test_finish_by_switches_to_on_demand_early(api):
@@ -232,7 +261,8 @@ def test_event_from_another_state_machine_is_ignored(api, aws):
     """Only this stack's executions are acted on."""
     from app import on_execution_ended
 
-    event = execution_event({"executionArn": "x", "jobId": "y"}, "FAILED", aws)
+    other = aws.state_machine_arn.replace(":stateMachine:", ":execution:") + ":y"
+    event = execution_event({"executionArn": other, "jobId": "y"}, "FAILED", aws)
     event["detail"]["stateMachineArn"] += "-other"
     assert on_execution_ended(event, None) == {"ignored": True}
 
@@ -261,14 +291,81 @@ def test_sweeper_terminates_strays_and_ends_orphans(api, aws):
     ec2.terminate_instances(InstanceIds=[foreign["Instances"][0]["InstanceId"]])
 
 
+def job_template_versions(aws) -> dict[str, str]:
+    """Versions of the stack's launch template other than its own: description -> number."""
+    versions = boto3.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=aws.launch_template_id)["LaunchTemplateVersions"]
+    return {v.get("VersionDescription", ""): str(v["VersionNumber"]) for v in versions if not v["DefaultVersion"]}
+
+
+def test_execution_stopped_mid_request_leaves_no_launch_template_version(api, aws):
+    """A console Stop between a request's launch template version and its deletion: the ABORTED event's
+    handler deletes the job's version (and terminates what the request launched)."""
+    import threading
+
+    from moto.ec2.models import EC2Backend
+
+    from app import on_execution_ended
+
+    requesting, release = threading.Event(), threading.Event()
+    original = EC2Backend.create_fleet
+
+    def slow_fleet(backend, *args, **kwargs):
+        requesting.set()
+        release.wait(20)
+        return original(backend, *args, **kwargs)
+
+    with injected() as faults:
+        EC2Backend.create_fleet = slow_fleet
+        faults._undo.append(lambda: setattr(EC2Backend, "create_fleet", original))
+        job = schedule(api)
+        assert requesting.wait(20)
+        boto3.client("stepfunctions").stop_execution(executionArn=job["executionArn"])
+        release.set()
+        assert execution_status(job["executionArn"]) == "ABORTED"
+    assert list(job_template_versions(aws)) == [job["jobId"]]
+    on_execution_ended(execution_event(job, "ABORTED", aws), None)
+    assert job_template_versions(aws) == {}
+    assert live_instances() == [] and store.get(job["jobId"])["status"] == jobs.FAILED
+
+
+def test_sweeper_deletes_launch_template_versions_of_ended_or_unknown_jobs(api, aws):
+    """Versions left by jobs that ended or never existed go; those of a job in flight, and versions
+    that are not a job's, stay."""
+    import uuid
+
+    from app import sweeper
+
+    ec2 = boto3.client("ec2")
+
+    def version(description: str) -> None:
+        ec2.create_launch_template_version(LaunchTemplateId=aws.launch_template_id, SourceVersion="1",
+                                           VersionDescription=description, LaunchTemplateData={})
+
+    running = schedule(api)
+    wait_for(running["jobId"], {jobs.RUNNING})
+    ended = schedule(api)
+    Instance(api, ended["jobId"]).callback(0)
+    wait_terminal(ended["jobId"])
+    unknown = str(uuid.uuid4())
+    for description in (running["jobId"], ended["jobId"], unknown, "a version someone else made"):
+        version(description)
+    sweeper({}, None)
+    assert sorted(job_template_versions(aws)) == sorted([running["jobId"], "a version someone else made"])
+    Instance(api, running["jobId"]).callback(0)
+    wait_terminal(running["jobId"])
+    sweeper({}, None)
+    assert list(job_template_versions(aws)) == ["a version someone else made"]
+
+
 def sweeper_schedule(aws) -> str:
     return str(boto3.client("events").describe_rule(Name=aws.sweeper_rule)["State"])
 
 
 def status_change(before: dict, after: dict) -> dict:
-    """The job table's stream record for one status change."""
-    return {"Records": [{"eventName": "MODIFY", "dynamodb": {"OldImage": store.to_item(before),
-                                                              "NewImage": store.to_item(after)}}]}
+    """The job table's stream record for one status change, as Lambda delivers it."""
+    stream = f"arn:aws:dynamodb:us-east-1:123456789012:table/{config.jobs_table()}/stream/2026-01-01T00:00:00.000"
+    return events.stream_event([(store.to_item(before), store.to_item(after))], stream)
 
 
 def test_sweeper_runs_only_while_a_job_is_in_flight(api, aws):

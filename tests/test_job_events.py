@@ -19,6 +19,7 @@ import pytest
 from botocore.config import Config
 
 from chalicelib import config, cost, events, jobs, store
+from tests import events as test_events
 from tests.support import Instance, post_job, wait_for, wait_terminal
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
@@ -35,13 +36,14 @@ class Wiring:
     queue_url: str
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record the stream holds, oldest first."""
+        """Every record the stream holds, oldest first, as Lambda's event source mapping passes them on."""
         # botocore sends stream calls to an account-id host that moto does not serve.
         streams = boto3.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
         (shard,) = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
         iterator = streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard["ShardId"],
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        return list(streams.get_records(ShardIterator=iterator, Limit=1000)["Records"])
+        records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        return list(test_events.as_lambda_delivers(records, self.stream_arn)["Records"])
 
     def published(self) -> list[dict[str, Any]]:
         """Every event the rule delivered to the queue so far."""
@@ -72,9 +74,11 @@ def wiring(aws, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wiring]:
 
 
 def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Call the Lambda function as the event source mapping does."""
+    """Call the Lambda function as the event source mapping does, with records of the documented shape."""
     from app import on_job_change as handler
 
+    (documented,) = test_events.load("dynamodb-stream-modify")["Records"]
+    assert all(set(record) == set(documented) for record in records)
     return dict(handler({"Records": records}, None))
 
 

@@ -49,3 +49,26 @@ def test_shims_refuse_a_moto_release_they_were_not_tested_with():
     for untested in ("5.2.4", ".".join(map(str, high)), "6.0.0"):
         with pytest.raises(RuntimeError, match=rf"moto {re.escape(untested)}: .* tested with moto"):
             moto_parity.check_version(untested)
+
+
+def test_every_shim_and_cited_test_is_in_the_divergence_list():
+    """docs/aws-vs-moto.md names every shim apply() installs, and every test it cites exists."""
+    import ast
+    import inspect
+    from pathlib import Path
+
+    from infra import moto_parity
+
+    root = Path(__file__).resolve().parent.parent
+    doc = (root / "docs" / "aws-vs-moto.md").read_text()
+    body = ast.parse(inspect.getsource(moto_parity.apply)).body[0].body  # type: ignore[attr-defined]
+    shims = {node.value.func.id for node in body
+             if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+             and isinstance(node.value.func, ast.Name) and node.value.func.id.startswith("_")}
+    assert len(shims) >= 10
+    assert {shim for shim in shims if f"`{shim}`" not in doc} == set()
+    assert "`sign_workflow_calls`" in doc
+    defined = {name for path in (root / "tests").rglob("*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
+    cited = set(re.findall(r"::(test_\w+)|`(test_\w+)`|, (test_\w+)", doc))
+    assert {name for group in cited for name in group if name} - defined == set()

@@ -11,6 +11,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
+
+# What AWS answers when the caller's role lacks a permission (or its credentials
+# are not accepted): never a condition to work around, always one to surface.
+REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                     "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException"})
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -39,6 +45,11 @@ def ec2() -> Any:
 def logs() -> Any:
     """CloudWatch Logs client."""
     return client("logs")
+
+
+def refused(exc: ClientError) -> bool:
+    """Whether AWS refused the call for lack of a permission or valid credentials."""
+    return exc.response.get("Error", {}).get("Code") in REFUSED
 
 
 def reset() -> None:

@@ -6,6 +6,9 @@
 2. ``sweep``: every few minutes, terminate instances of this stack whose job is
    terminal, unknown or without a running execution, and end jobs whose
    execution ended without a terminal status.
+Both also delete the launch template versions the workflow made for a job's
+capacity requests (it deletes each one itself as soon as the request is
+answered; one is left over only when the execution stopped in between).
 Both are idempotent: running them twice changes nothing the first did not.
 
 The sweeper runs only while there is work in flight, so an idle stack costs
@@ -18,6 +21,8 @@ from the job table's stream).
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +42,8 @@ GRACE = timedelta(minutes=5)
 IN_FLIGHT = tuple(s for s in jobs.STATUSES if s not in jobs.TERMINAL and s != jobs.SCHEDULED)
 # Finished jobs whose workflow ended before marking them still tell the truth.
 AFTER_FINISH = {jobs.FINISHED_OK: jobs.TERMINATED_OK, jobs.FINISHED_NOK: jobs.TERMINATED_NOK}
+# DeleteLaunchTemplateVersions takes at most this many versions per call.
+VERSIONS_PER_DELETE = 200
 
 
 def live_instances(job_id: str | None = None) -> list[dict[str, Any]]:
@@ -82,6 +89,7 @@ def execution_ended(detail: dict[str, Any]) -> dict[str, Any]:
         return {"ignored": True}
     killed = terminate([i["InstanceId"] for i in live_instances(job_id)])
     ended = end_job(job_id, f"the workflow execution ended {status}")
+    delete_launch_template_versions(launch_template_versions().get(job_id, []))
     return {"jobId": job_id, "terminated": killed, "ended": ended}
 
 
@@ -106,7 +114,39 @@ def sweep(max_jobs: int = 200) -> dict[str, Any]:
     strays = [i["InstanceId"] for i in live_instances() if _stray(i)]
     terminate(strays)
     ended = [job_id for job_id in _orphaned_jobs(max_jobs) if end_job(job_id, "its workflow is no longer running")]
+    delete_launch_template_versions([number for job_id, numbers in launch_template_versions().items()
+                                     if _left_over(job_id) for number in numbers])
     return {"terminated": strays, "ended": ended, "sleeping": _sleep_if_idle()}
+
+
+def launch_template_versions() -> dict[str, list[str]]:
+    """The versions of this stack's launch template that the workflow made, by job id (their description)."""
+    template = os.environ.get(config.LAUNCH_TEMPLATE_ID)
+    if not template:
+        return {}
+    found: dict[str, list[str]] = {}
+    pages = aws.ec2().get_paginator("describe_launch_template_versions").paginate(
+        LaunchTemplateId=template, PaginationConfig={"PageSize": 200})
+    for page in pages:
+        for version in page["LaunchTemplateVersions"]:
+            job_id = version.get("VersionDescription") or ""
+            # The stack's own versions have no job id for a description; its default is never touched.
+            if not version.get("DefaultVersion") and _is_job_id(job_id):
+                found.setdefault(job_id, []).append(str(version["VersionNumber"]))
+    return found
+
+
+def delete_launch_template_versions(numbers: list[str]) -> list[str]:
+    """Delete these versions of this stack's launch template; returns the numbers asked for."""
+    template = os.environ.get(config.LAUNCH_TEMPLATE_ID)
+    if not template or not numbers:
+        return []
+    for start in range(0, len(numbers), VERSIONS_PER_DELETE):
+        # A version already gone comes back in UnsuccessfullyDeletedLaunchTemplateVersions, not as an error.
+        aws.ec2().delete_launch_template_versions(
+            LaunchTemplateId=template, Versions=numbers[start:start + VERSIONS_PER_DELETE])
+    log.info("deleted launch template versions %s", numbers)
+    return numbers
 
 
 def arm() -> bool:
@@ -145,6 +185,19 @@ def _stray(instance: dict[str, Any]) -> bool:
     if job is None or job["status"] in jobs.TERMINAL:
         return True
     return not _execution_running(job)
+
+
+def _left_over(job_id: str) -> bool:
+    # A version outlives its capacity request only when the execution stopped in between.
+    job = store.get(job_id)
+    return job is None or job["status"] in jobs.TERMINAL or not _execution_running(job)
+
+
+def _is_job_id(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _orphaned_jobs(max_jobs: int) -> list[str]:

@@ -19,6 +19,8 @@ import json
 import logging
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import aws, cleanup, cost, jobs, store
 
 log = logging.getLogger(__name__)
@@ -74,14 +76,20 @@ def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
     priced: list[str] = []
     costed: list[str] = []
     for job in _latest_jobs(records):
-        # Cost bookkeeping must never hold the events back: a failure is logged, and the
-        # job's end (or the next change) tries again.
+        # Cost bookkeeping must not hold the events back over a passing AWS error: it
+        # is logged, and the job's end (or the next change) tries again. A refusal
+        # (a permission the role lacks) never passes: it raises, so the batch is retried
+        # and the function's errors show it.
         try:
             if any("availabilityZone" not in a for a in job.get("attempts", [])):
                 priced += cost.record_prices(job)
             if job.get("status") in jobs.TERMINAL and "cost" not in job and cost.record_cost(job["jobId"]):
                 costed.append(job["jobId"])
-        except Exception:
+        except ClientError as exc:
+            if aws.refused(exc):
+                raise
+            log.exception("could not record the cost of %s", job.get("jobId"))
+        except BotoCoreError:
             log.exception("could not record the cost of %s", job.get("jobId"))
     return {"published": published, "changes": [f"{job['jobId']} {prev} -> {job['status']}" for prev, job in found],
             "priced": priced, "costed": costed, "armed": bool(armed)}

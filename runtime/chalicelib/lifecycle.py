@@ -12,13 +12,17 @@ import logging
 import uuid
 from typing import Any
 
-from . import auth, bootstrap, config, jobs, store, workflow
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import auth, aws, bootstrap, cleanup, config, jobs, store, workflow
 from .jobs import JobError
 
 log = logging.getLogger(__name__)
 
 FINISHED = {"FinishedOK": jobs.TERMINATED_OK, "FinishedNOK": jobs.TERMINATED_NOK}
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f8a3e-52c4-4a47-9d2e-8f0d6c1e7a55")
+# What EC2 answers for an id that names no instance of this account and region.
+NOT_AN_INSTANCE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 
 
 class NotFound(Exception):
@@ -85,7 +89,7 @@ def _start(job: dict[str, Any], user_data: str) -> dict[str, Any]:
         workflow.start(job, user_data)
     except workflow.AlreadyStarted:
         pass  # a repeat of the same request started it a moment ago
-    except Exception as exc:
+    except (BotoCoreError, ClientError) as exc:
         log.exception("could not start the execution of %s", job["jobId"])
         store.end_if_not_terminal(job["jobId"], jobs.FAILED, f"could not start the workflow: {exc}",
                                   jobs.timestamp(jobs.now()))
@@ -254,12 +258,21 @@ def interrupted(instance_id: str) -> dict[str, Any]:
 
 
 def _job_of(instance_id: str) -> str | None:
-    from . import aws
+    """The job an instance of this stack runs; None only when the instance is not ours.
 
+    DescribeInstances is what the functions' role may call (DescribeTags it may
+    not). Any other failure (access denied, throttling) raises, so EventBridge
+    delivers the warning again instead of the job waiting out its time.
+    """
     try:
-        tags = aws.ec2().describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]},
-                                                {"Name": "key", "Values": ["jobscheduler:job"]}])["Tags"]
-    except Exception:  # an unknown or malformed id is simply not ours
-        log.info("no tags for %s", instance_id)
+        reservations = aws.ec2().describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in NOT_AN_INSTANCE:
+            raise
+        log.info("%s is not an instance of this account: %s", instance_id, exc.response["Error"]["Code"])
         return None
-    return tags[0]["Value"] if tags else None
+    tags = {t["Key"]: t["Value"] for r in reservations for i in r["Instances"] for t in i.get("Tags", [])}
+    if tags.get(cleanup.TAG_STACK) != config.stack_tag():
+        log.info("%s is not an instance of this stack", instance_id)
+        return None
+    return tags.get(cleanup.TAG_JOB)

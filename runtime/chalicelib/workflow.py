@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 _STALE_TOKEN = {"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDoesNotExist"}
 # Step Functions keeps 25,000 events per execution; stay well inside with every loop bounded.
 MAX_EVENTS = 25_000
-EVENTS_PER_REQUEST = 8
-EVENTS_PER_POLL = 10
+# History events of one pass of each loop, on its longest path (a Task state records five,
+# a Pass, Choice or Wait state two): back off, count, create the launch template version,
+# request, delete it, read the fleet's errors; wait, count, check running, check pending.
+EVENTS_PER_REQUEST = 32
+EVENTS_PER_POLL = 18
 
 
 def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
@@ -36,12 +39,15 @@ def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
     max_polls = max(1, math.ceil(config.boot_seconds() / poll))
     spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"])
     policy = job.get("capacity", "spot")
+    # Only a job that sends heartbeats has heartbeatSeconds: the workflow then
+    # runs it in the RunJob state that has a heartbeat limit (the ASL requires
+    # it to be shorter than the max runtime; jobs.new_job checks that).
+    beats = {"heartbeatSeconds": job["heartbeatSeconds"]} if job.get("heartbeatSeconds") else {}
     return {
         "jobId": job["jobId"],
         "scheduledAt": job["scheduledAt"],
         "maxRuntimeSeconds": job["maxRuntimeSeconds"],
-        # Without heartbeats the heartbeat limit sits past the max runtime, so it never fires first.
-        "heartbeatSeconds": job.get("heartbeatSeconds") or job["maxRuntimeSeconds"] + 60,
+        **beats,
         "userData": user_data,
         "overrides": [{"InstanceType": t, "SubnetId": s}
                       for t in job["instanceTypes"] for s in config.subnet_ids()],
