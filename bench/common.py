@@ -31,7 +31,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from infra.local.stack import wait_serving
+from jobscheduler.local.stack import wait_serving
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"

@@ -34,13 +34,13 @@ _CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
 class Emulated:
     """moto with the stack's resources, the runtime's modules, and the API as a test client."""
 
-    cloud: Any  # infra.local.cloud.LocalCloud
+    cloud: Any  # jobscheduler.local.cloud.LocalCloud
     client: Any  # chalice.test.Client
     app: ModuleType
 
     def module(self, name: str) -> ModuleType:
         """A runtime module by its Lambda name (``chalicelib.store`` ...)."""
-        from infra.local import runtime
+        from jobscheduler.local import runtime
 
         return runtime.module(name)
 
@@ -92,7 +92,7 @@ class Emulated:
 def callback_secret(instance_id: str) -> str:
     """The job's callback secret, read from the user data the instance booted with."""
     attribute = boto3.client("ec2").describe_instance_attribute(InstanceId=instance_id, Attribute="userData")
-    from infra.local import runtime
+    from jobscheduler.local import runtime
 
     script = str(runtime.module("chalicelib.bootstrap").decode_user_data(attribute["UserData"]["Value"]))
     line = next(line for line in script.splitlines() if line.startswith("JS_CALLBACK_SECRET="))
@@ -108,8 +108,7 @@ def emulated(extra_env: dict[str, str] | None = None) -> Iterator[Emulated]:
     from chalice.test import Client
     from moto import mock_aws
 
-    from infra import moto_parity
-    from infra.local import cloud, runtime
+    from jobscheduler.local import cloud, moto_parity, runtime
 
     saved = dict(os.environ)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):

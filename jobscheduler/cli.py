@@ -351,8 +351,7 @@ def local(
     """Start the whole system on this machine: emulated AWS, the API, and an instance emulator."""
     if ctx.invoked_subcommand is not None:
         return
-    from infra.local import main  # the stack's imports (moto, the runtime) are for this command only
-
+    main = _local_stack()
     raise typer.Exit(main.serve(api_port, aws_port, once=once, demo_job=demo, console=_console()))
 
 
@@ -362,9 +361,30 @@ def interrupt(
     api_port: int = typer.Option(8000, help="API port of the running local stack."),
 ) -> None:
     """Deliver a Spot interruption warning (metadata and event) to an instance of the running local stack."""
-    from infra.local import main
+    raise typer.Exit(_local_stack().interrupt(api_port, instance_id, _console()))
 
-    raise typer.Exit(main.interrupt(api_port, instance_id, _console()))
+
+# What only the local stack imports: the emulator and its web server, and the runtime's web framework.
+LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice"}
+
+
+def _local_stack() -> Any:
+    """The local stack's module; its dependencies (the ``local`` extra) are for these commands only."""
+    import importlib
+
+    missing = []
+    for name in sorted(LOCAL_EXTRA):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            missing.append(name)
+    if missing:
+        _console().print(f"jobscheduler local needs the local stack's packages ({', '.join(missing)} missing): "
+                         "pip install 'jobscheduler[local]'", markup=False)
+        raise typer.Exit(api.USAGE)
+    from jobscheduler.local import main
+
+    return main
 
 
 def main() -> None:

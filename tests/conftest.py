@@ -18,8 +18,8 @@ from moto import mock_aws
 
 from chalicelib import aws as runtime_aws
 from chalicelib import config
-from infra import moto_parity
-from infra.local.cloud import LocalCloud
+from jobscheduler.local import moto_parity
+from jobscheduler.local.cloud import LocalCloud
 from tests.support import create_cloud
 
 INPUT_DIR = Path(__file__).resolve().parent.parent / "input"

@@ -38,8 +38,8 @@ import boto3
 import pytest
 
 from chalicelib import aws as runtime_aws
-from infra import moto_parity
-from infra.local.cloud import LocalCloud
+from jobscheduler.local import moto_parity
+from jobscheduler.local.cloud import LocalCloud
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,

@@ -11,7 +11,7 @@ import boto3
 
 from chalicelib import jobs, store
 from chalicelib.bootstrap import decode_user_data
-from infra.local.cloud import LocalCloud
+from jobscheduler.local.cloud import LocalCloud
 
 TAG_JOB = "jobscheduler:job"
 

@@ -109,3 +109,16 @@ def test_relative_times_are_from_now():
     assert 7190 < (later - datetime.now(UTC)).total_seconds() <= 7200
     assert cli._when("2026-12-01T03:00:00+01:00") == "2026-12-01T03:00:00+01:00"
     assert cli._when("now") is None and cli._when("+2x") == "+2x"
+
+
+def test_local_without_its_extra_says_what_to_install():
+    """The client installs without the emulator: `jobscheduler local` then names the extra to install, exit 2."""
+    import subprocess
+    import sys
+
+    # None in sys.modules makes `import moto` fail as it does where moto is not installed.
+    code = ("import sys; sys.modules['moto'] = None; sys.argv = ['jobscheduler', 'local', '--no-demo']; "
+            "from jobscheduler.cli import main; main()")
+    answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2, answer.stderr
+    assert "pip install 'jobscheduler[local]'" in answer.stdout and "moto" in answer.stdout

@@ -22,8 +22,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib import jobs, store
 from infra.app import DEFAULT_STACK_NAME
-from infra.local import events as local_events
-from infra.local.cloud import ACCOUNT_ROLE
+from jobscheduler.local import events as local_events
+from jobscheduler.local.cloud import ACCOUNT_ROLE
 from tests import events, iam
 from tests.support import Instance, execution_status, wait_for, wait_terminal
 from tests.test_stack import Synth, synth  # the session's synthesis of the app

@@ -19,8 +19,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from chalicelib.bootstrap import render_user_data
-from infra.local import standins
-from infra.local.metadata import Metadata, MetadataServer
+from jobscheduler.local import standins
+from jobscheduler.local.metadata import Metadata, MetadataServer
 from tests.test_bootstrap import INSTANCE_ID, FakeCloud, cloud, make_job
 
 REGION = "us-east-1"

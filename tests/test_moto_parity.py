@@ -1,4 +1,4 @@
-"""The emulator behaves like AWS where the workflow relies on it (infra/moto_parity.py)."""
+"""The emulator behaves like AWS where the workflow relies on it (jobscheduler/local/moto_parity.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_conditional_writes_race_with_one_winner(aws):
 
 def test_shims_refuse_a_moto_release_they_were_not_tested_with():
     """apply() checks moto's version: a release outside the tested range is refused, naming the range."""
-    from infra import moto_parity
+    from jobscheduler.local import moto_parity
 
     low, high = moto_parity.TESTED_MOTO
     moto_parity.check_version(".".join(map(str, low)))
@@ -57,12 +57,12 @@ def test_every_shim_and_cited_test_is_in_the_divergence_list():
     import inspect
     from pathlib import Path
 
-    from infra import moto_parity
+    from jobscheduler.local import moto_parity, moto_speedups
 
     root = Path(__file__).resolve().parent.parent
     doc = (root / "docs" / "aws-vs-moto.md").read_text()
-    body = ast.parse(inspect.getsource(moto_parity.apply)).body[0].body  # type: ignore[attr-defined]
-    shims = {node.value.func.id for node in body
+    shims = {node.value.func.id for apply in (moto_parity.apply, moto_speedups.apply)
+             for node in ast.parse(inspect.getsource(apply)).body[0].body  # type: ignore[attr-defined]
              if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
              and isinstance(node.value.func, ast.Name) and node.value.func.id.startswith("_")}
     assert len(shims) >= 10

@@ -2,7 +2,7 @@
 
 The real bootstrap script runs unchanged; what it calls is provided here:
 
-- ``docker``: ``python -m infra.local.docker_runner`` (the real engine when
+- ``docker``: ``python -m jobscheduler.local.docker_runner`` (the real engine when
   one answers, else a local process runner).
 - ``shutdown``: asks the emulator, through the instance's metadata server, to
   power the instance off now (``-h now``) or later (``-h +N``), or cancels.
@@ -22,14 +22,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.local import docker_runner
+from jobscheduler.local import docker_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _DOCKER = """#!/bin/sh
-# jobscheduler local: the instance's docker (see infra/local/docker_runner.py).
+# jobscheduler local: the instance's docker (see jobscheduler/local/docker_runner.py).
 # Standard library only: -S skips site-packages, a third of its start-up time.
-PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -S -m infra.local.docker_runner "$@"
+PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -S -m jobscheduler.local.docker_runner "$@"
 """
 
 _SHUTDOWN = """#!/bin/bash

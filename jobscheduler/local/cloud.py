@@ -19,7 +19,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from infra import definition
-from infra.local import runtime
+from jobscheduler.local import runtime
 
 HOST = "127.0.0.1"
 REGION = "us-east-1"
@@ -69,7 +69,7 @@ def start_moto(aws_port: int) -> Any:
     """Start moto on 127.0.0.1:``aws_port`` with state machine execution on; returns the server."""
     from moto.server import ThreadedMotoServer
 
-    from infra import moto_parity
+    from jobscheduler.local import moto_parity
 
     moto_parity.apply()
     # The interpreter logs every caught error at ERROR with its whole parse tree;

@@ -27,8 +27,8 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.text import Text
 
-from infra.local import runtime
-from infra.local.metadata import Metadata, MetadataServer
+from jobscheduler.local import runtime
+from jobscheduler.local.metadata import Metadata, MetadataServer
 
 POLL_SECONDS = 0.5
 # Real instances boot for tens of seconds before user data runs; one second

@@ -12,5 +12,5 @@
 - ``stack``: starts and stops all of it; ``demo``: the hello-world walk-through.
 
 Nothing here is imported at package import time: the docker stand-in runs as
-``python -m infra.local.docker_runner`` and must start quickly.
+``python -m jobscheduler.local.docker_runner`` and must start quickly.
 """

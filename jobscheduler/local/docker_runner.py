@@ -12,7 +12,7 @@ Either way the container's output reaches the console and the CloudWatch
 Logs group and stream of the awslogs ``--log-opt``s, through the emulator
 (see ``logship.py``): the engine's own awslogs driver would talk to real AWS.
 
-Run as ``python -m infra.local.docker_runner ARGS``; it needs only the standard library.
+Run as ``python -m jobscheduler.local.docker_runner ARGS``; it needs only the standard library.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.local.logship import LogShipper
+from jobscheduler.local.logship import LogShipper
 
 INSTANCE_ID = "JOBSCHEDULER_LOCAL_INSTANCE_ID"
 INSTANCE_DIR = "JOBSCHEDULER_LOCAL_INSTANCE_DIR"

@@ -23,10 +23,10 @@ import boto3
 import requests
 from rich.console import Console
 
-from infra.local import cloud, runtime, standins
-from infra.local.api import ADMIN_PREFIX, ApiServer
-from infra.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
-from infra.local.instances import InstanceEmulator
+from jobscheduler.local import cloud, runtime, standins
+from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
+from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
+from jobscheduler.local.instances import InstanceEmulator
 
 INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 

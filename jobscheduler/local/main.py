@@ -10,8 +10,8 @@ import boto3
 import requests
 from rich.console import Console
 
-from infra.local import cloud, demo
-from infra.local.stack import INTERRUPT_ROUTE, LocalStack
+from jobscheduler.local import cloud, demo
+from jobscheduler.local.stack import INTERRUPT_ROUTE, LocalStack
 
 
 def _interrupted(signum: int, frame: Any) -> NoReturn:

@@ -1,0 +1,183 @@
+"""moto made faster where it does needless work: same behaviour, less CPU.
+
+Applied with the parity shims (``moto_parity.apply``), never in AWS. Nothing
+here changes what an AWS call answers; the local stack's start precision and
+throughput depend on these (see the README's Performance section). Each shim
+says what moto did on every use, and was checked against the moto releases
+in ``moto_parity.TESTED_MOTO`` (>=5.2.5,<5.3); each has its entry in
+docs/aws-vs-moto.md under its own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
+    """Install every speed shim (``credentials_of_the_workflow``: what the shared workflow clients sign with)."""
+    _definition_parsed_once()
+    _service_clients_reused(credentials_of_the_workflow)
+    _requests_routed_once_per_host()
+    _paths_compiled_once()
+    _requests_parsed_once()
+
+
+def _definition_parsed_once() -> None:
+    # AWS validates a definition when the state machine is created and starts an
+    # execution in milliseconds. moto parses the definition again, in pure Python,
+    # for every execution: 0.1-0.4 s of CPU for our 49 states, all of it before
+    # the first state. The parsed program keeps no execution's data (that lives
+    # in the execution's environment, keyed by each component's heap key), so one
+    # parse serves every execution of the same definition. Map and Parallel states
+    # keep worker state on their components, so such definitions are not shared.
+    import json
+    import threading
+
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    parse = ExecutionWorker._get_evaluation_entrypoint
+    programs: dict[str, EvalComponent] = {}
+    lock = threading.Lock()
+
+    def entrypoint(self: Any) -> EvalComponent:
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            program = programs.get(definition)
+            if program is None:
+                program = parse(self)
+                if _shareable(json.loads(definition)):
+                    _assign_heap_keys(program)
+                    programs[definition] = program
+            return program
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+
+
+def _shareable(definition: Any) -> bool:
+    if isinstance(definition, dict):
+        if definition.get("Type") in ("Map", "Parallel"):
+            return False
+        return all(_shareable(value) for value in definition.values())
+    if isinstance(definition, list):
+        return all(_shareable(value) for value in definition)
+    return True
+
+
+def _assign_heap_keys(root: Any) -> None:
+    # A component draws its heap key the first time it is asked; two executions
+    # asking at once could each draw one. Draw them all now, under the lock.
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending = [root]
+    while pending:
+        value = pending.pop()
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, EvalComponent):
+            _ = value.heap_key
+            pending.extend(vars(value).values())
+        elif isinstance(value, list | tuple | set):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+
+
+def _service_clients_reused(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
+    # A workflow task's AWS call costs AWS no client set-up; moto builds a new
+    # boto3 client for every call (3 ms for DynamoDB, 16 ms for EC2 here) and
+    # ignores the state's credentials. botocore clients are thread-safe, so one
+    # per region, service and credentials serves every call, with a connection pool as large
+    # as a burst of executions (a pool of 10 would open and drop a connection
+    # per call beyond the tenth).
+    import importlib
+    import sys
+    import threading
+
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    build = boto_client.boto_client_for
+    clients: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # As moto's own, but shared: its endpoint depends on whether moto intercepts calls or serves them.
+        credentials = credentials_of_the_workflow()
+        key = (region, service, botocore_stubber.enabled, moto_server_port(), *sorted(credentials.items()))
+        with lock:
+            if key not in clients:
+                endpoint = {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{key[3]}"}
+                clients[key] = boto3.client(
+                    service, region_name=region, **credentials,
+                    config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
+                                  connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                                  max_pool_connections=256),
+                    **endpoint)
+            return clients[key]
+
+    # Each task module imported the function by name: replace it there too.
+    service = "moto.stepfunctions.parser.asl.component.state.exec.state_task.service"
+    for name in ("state_task_service_aws_sdk", "state_task_service_dynamodb"):
+        importlib.import_module(f"{service}.{name}")
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is build:
+            module.boto_client_for = client_for  # type: ignore[attr-defined]
+
+
+def _requests_routed_once_per_host() -> None:
+    # Every request to the emulator's endpoint is routed to a service by its host:
+    # moto lists its own package directory (hundreds of stat calls) and tries
+    # hundreds of URL patterns for each request, under one lock. The answer for a
+    # host never changes, so it is worked out once.
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    route = DomainDispatcherApplication.get_backend_for_host
+    routes: dict[str | None, Any] = {}
+
+    def backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in routes:
+            routes[host] = route(self, host)
+        return routes[host]
+
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+
+
+def _paths_compiled_once() -> None:
+    # moto compiles every JSONPath again each time a state reads or writes one,
+    # and each time EventBridge delivers an event to a target (jsonpath-ng builds
+    # its parser tables per call): most of an execution's CPU in the local stack.
+    # A compiled path is immutable, so each is compiled once.
+    import functools
+
+    import jsonpath_ng
+    import jsonpath_ng.ext
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (jsonpath_ng, jsonpath_ng.ext, json_path, result_path):
+        module.parse = functools.lru_cache(maxsize=4096)(module.parse)  # type: ignore[attr-defined]
+
+
+def _requests_parsed_once() -> None:
+    # Per request, moto lists the handler class's methods with inspect, and parses
+    # an UpdateExpression twice (once to check its placeholders, once to apply
+    # it): a third of the emulator's CPU when jobs run back to back. Neither
+    # answer changes for the same class or text, and the parsed expression is
+    # only read (validation works on a deep copy), so each is computed once.
+    import functools
+
+    from moto.core import responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
+    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[method-assign, assignment, arg-type]
