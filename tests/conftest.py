@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chalice.test import Client
@@ -73,6 +74,22 @@ def api(aws: LocalCloud) -> Iterator[Client]:
 
     with Client(app) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The CDK app synthesised once a session (tests/test_stack.py's ``Synth``), shared by every module."""
+    from tests.test_stack import synthesise
+
+    return synthesise(tmp_path_factory.mktemp("cdk.out"), {})
+
+
+@pytest.fixture(scope="session")
+def synth_with_choices(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The app synthesised once more, with the context values of tests/test_stack.py's ``CHOICES``."""
+    from tests.test_stack import CHOICES, synthesise
+
+    return synthesise(tmp_path_factory.mktemp("cdk.out.choices"), CHOICES)
 
 
 def example_bodies() -> list[Path]:

@@ -26,7 +26,7 @@ from jobscheduler.local import events as local_events
 from jobscheduler.local.cloud import ACCOUNT_ROLE
 from tests import events, iam
 from tests.support import Instance, execution_status, wait_for, wait_terminal
-from tests.test_stack import Synth, synth  # the session's synthesis of the app
+from tests.test_stack import Synth
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
 LATER = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -91,16 +91,7 @@ TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:jobscheduler-alarms"
 CHOICES = {"allowCrossAccount": "true", "alarmTopicArn": TOPIC}
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Synthesise the app once, with fake credentials and a region; the environment is restored after."""
-    return synthesise(tmp_path_factory.mktemp("cdk.out"), {})
-
-
-@pytest.fixture(scope="session")
-def synth_with_choices(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The app synthesised once more, with the context values of ``CHOICES``."""
-    return synthesise(tmp_path_factory.mktemp("cdk.out.choices"), CHOICES)
+# The `synth` and `synth_with_choices` fixtures (tests/conftest.py) call `synthesise` once a session each.
 
 
 def synthesise(outdir: Path, context: dict[str, Any]) -> Synth:
