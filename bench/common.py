@@ -31,12 +31,12 @@ import boto3
 import requests
 from botocore.config import Config
 
+from jobscheduler.client import TERMINAL  # noqa: F401  (re-exported to the benchmarks)
 from jobscheduler.local.stack import wait_serving
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 REGION = "us-east-1"
-TERMINAL = frozenset({"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"})
 HELLO: dict[str, Any] = {"name": "bench hello", "image": "hello-world:latest", "maxRuntimeSeconds": 600}
 WORK_FILES = "instances' user data and work files: "
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")

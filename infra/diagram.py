@@ -1,7 +1,8 @@
-"""The workflow as a Mermaid flowchart, drawn from the ASL file (the README embeds it).
+"""What the README draws from the code: the workflow as a Mermaid flowchart (from the ASL file) and
+the table of statuses (from ``chalicelib.statuses``).
 
-``python -m infra.diagram`` prints it; ``python -m infra.diagram --write``
-refreshes the README block between the markers. A test fails when they drift.
+``python -m infra.diagram`` prints the flowchart; ``python -m infra.diagram --write``
+refreshes both README blocks between their markers. A test fails when they drift.
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra import definition
+ROOT = Path(__file__).resolve().parent.parent
+# Run as `python -m infra.diagram`, only the project is on sys.path: add runtime/ (for `chalicelib`).
+if str(ROOT / "runtime") not in sys.path:
+    sys.path.insert(0, str(ROOT / "runtime"))
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from chalicelib import statuses  # noqa: E402
+from infra import definition  # noqa: E402
+
+README = ROOT / "README.md"
 BEGIN, END = "<!-- workflow-diagram:begin -->", "<!-- workflow-diagram:end -->"
+STATUSES_BEGIN, STATUSES_END = "<!-- statuses-table:begin -->", "<!-- statuses-table:end -->"
 
 
 def mermaid() -> str:
@@ -33,16 +41,46 @@ def block() -> str:
     return f"{BEGIN}\n```mermaid\n{mermaid()}\n```\n{END}"
 
 
-def readme_block() -> str:
-    """The block as the README has it now."""
-    match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), README.read_text(), re.S)
+def statuses_table() -> str:
+    """Each status, what it means and what it may become (``statuses.TRANSITIONS``), as Markdown."""
+    lines = ["| status | means | may become |", "|---|---|---|"]
+    for status in statuses.STATUSES:
+        lines.append(f"| `{status}` | {statuses.MEANINGS[status]} | {_may_become(status)} |")
+    ends = ", ".join(f"`{s}`" for s in sorted(statuses.TERMINAL))
+    lines += ["", f"Terminal: {ends}. A terminal status never changes; any other may end in any of them "
+                  "(the workflow's last write, the clean-up handlers). Every status change is a conditional "
+                  "write naming the statuses it may leave, checked against this table."]
+    return "\n".join(lines)
+
+
+def statuses_block() -> str:
+    """The README's statuses block, markers included."""
+    return f"{STATUSES_BEGIN}\n{statuses_table()}\n{STATUSES_END}"
+
+
+def readme_block(begin: str = BEGIN, end: str = END) -> str:
+    """A block as the README has it now (the workflow diagram unless other markers are given)."""
+    match = re.search(re.escape(begin) + r".*?" + re.escape(end), README.read_text(), re.S)
     return match.group(0) if match else ""
 
 
 def write() -> None:
-    """Refresh the README's block."""
+    """Refresh the README's blocks (a missing one is added at the end)."""
     text = README.read_text()
-    README.write_text(text.replace(readme_block(), block()) if readme_block() else text + "\n" + block() + "\n")
+    for (begin, end), fresh in (((BEGIN, END), block()), ((STATUSES_BEGIN, STATUSES_END), statuses_block())):
+        current = readme_block(begin, end)
+        text = text.replace(current, fresh) if current else text + "\n" + fresh + "\n"
+    README.write_text(text)
+
+
+def _may_become(status: str) -> str:
+    moves = statuses.TRANSITIONS[status]
+    if not moves:
+        return "nothing (terminal)"
+    named = [f"`{s}`" for s in statuses.STATUSES if s in moves and s not in statuses.TERMINAL]
+    ended = statuses.TERMINATED_AFTER.get(status)
+    end = f"it ends: `{ended}` once its instance is gone" if ended else "it ends"
+    return f"{', '.join(named)}; or {end}" if named else end
 
 
 def _id(name: str) -> str:

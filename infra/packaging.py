@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
@@ -56,12 +58,22 @@ def pin_runtime(api: Chalice, runtime: str, source_dir: Path) -> None:
     listed = source_dir / "requirements.txt"
     lines = listed.read_text().splitlines() if listed.exists() else []
     requirements = [line.split("#", 1)[0].strip() for line in lines]
-    if local != runtime and any(requirements):
-        raise ValueError(f"{listed} lists packages, which chalice builds for {local}; "
-                         f"synthesise with the runtime's Python ({runtime}) or move them out of the Lambda package")
+    built = [r for r in requirements if r and not _pure_python(r)]
+    if local != runtime and built:
+        raise ValueError(f"{listed} lists {', '.join(built)}, which chalice builds for {local}; synthesise with "
+                         f"the runtime's Python ({runtime}), or use pure-Python packages (any Python runs those)")
     for function in sam_resources(api, "AWS::Serverless::Function"):
         function.add_property_override("Runtime", runtime)
 
+
+def _pure_python(requirement: str) -> bool:
+    """Whether the installed distribution a requirement names is pure Python (its wheel runs on any Python)."""
+    name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+    try:
+        wheel = metadata.distribution(name).read_text("WHEEL") or ""
+    except metadata.PackageNotFoundError:
+        return False
+    return "Root-Is-Purelib: true" in wheel
 
 def sam_resources(api: Chalice, resource_type: str) -> list[cdk.CfnResource]:
     """The resources of one type in the template ``chalice package`` produced."""

@@ -27,7 +27,8 @@ import aws_cdk as cdk
 from aws_cdk import Validations
 from aws_cdk import aws_iam as iam
 
-STACK_TAG_KEY = "jobscheduler:stack"
+from chalicelib.statuses import TAG_STACK
+
 # The service-linked role EC2 needs before it can launch the first Spot
 # instance in an account; creating it is allowed and nothing else.
 SPOT_SERVICE = "spot.amazonaws.com"
@@ -129,7 +130,7 @@ def terminate_tagged(stack: cdk.Stack, stack_tag: str) -> iam.PolicyStatement:
         sid="TerminateOwnInstances",
         actions=["ec2:TerminateInstances"],
         resources=[ec2_arn(stack, "instance")],
-        conditions={"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": stack_tag}},
+        conditions={"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": stack_tag}},
     )
 
 

@@ -29,7 +29,7 @@ from chalice.cdk import Chalice
 from chalice.utils import to_cfn_resource_name
 from constructs import Construct
 
-from chalicelib import config, store
+from chalicelib import config, statuses, store
 from infra import definition, packaging, permissions
 from infra.network import Network, NetworkSettings
 
@@ -170,7 +170,7 @@ class JobSchedulerStack(cdk.Stack):
         # Instant fleets tag only fleets and instances; volumes get the stack tag here.
         template.node.default_child.add_property_override(  # type: ignore[union-attr]
             "LaunchTemplateData.TagSpecifications",
-            [{"ResourceType": "volume", "Tags": [{"Key": permissions.STACK_TAG_KEY, "Value": self.stack_tag}]}])
+            [{"ResourceType": "volume", "Tags": [{"Key": statuses.TAG_STACK, "Value": self.stack_tag}]}])
         return template
 
     # -- workflow ---------------------------------------------------------------

@@ -364,8 +364,8 @@ def interrupt(
     raise typer.Exit(_local_stack().interrupt(api_port, instance_id, _console()))
 
 
-# What only the local stack imports: the emulator and its web server, and the runtime's web framework.
-LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice"}
+# What only the local stack imports: the emulator and its web server, the runtime's web framework and validator.
+LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice", "fastjsonschema"}
 
 
 def _local_stack() -> Any:

@@ -25,6 +25,8 @@ STACK_VARIABLE = "JOBSCHEDULER_STACK"
 DEFAULT_STACK = "JobScheduler"
 API_OUTPUT = "ApiUrl"  # the CfnOutput infra/stack.py defines
 EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+# The runtime's statuses.TERMINAL: the client installs without the runtime, so it keeps a copy
+# (tests/test_statuses.py checks the two are equal).
 TERMINAL = frozenset({"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"})
 
 # Exit codes a script can rely on.

@@ -6,9 +6,7 @@ Routes stay a few lines: parse, call one function in ``chalicelib``, return.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from chalice import (
@@ -23,15 +21,14 @@ from chalice import (
 )
 from chalice.app import Request
 
-from chalicelib import auth, cleanup, config, events, jobs, lifecycle, logs, store, timeline
-from chalicelib.jobs import JobError
+from chalicelib import auth, cleanup, config, events, jobs, lifecycle, logs, schema, store, timeline
+from chalicelib.schema import JobError
 
 app = Chalice(app_name="jobscheduler")
 # People (and their tools) sign management calls with SigV4; the instance routes
 # use the job's own callback secret instead, since an instance has no such identity.
 iam = IAMAuthorizer()
 MAX_BODY_BYTES = 64 * 1024
-OPENAPI = json.loads((Path(__file__).resolve().parent / "chalicelib" / "openapi.json").read_text())
 
 
 def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -41,10 +38,8 @@ def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except JobError as exc:
+        except JobError as exc:  # also a nextToken this API did not hand out (pages.BadToken)
             raise BadRequestError(str(exc)) from None
-        except store.BadToken:
-            raise BadRequestError("nextToken: is not a token this API handed out") from None
         except lifecycle.NotFound as exc:
             raise NotFoundError(f"jobId: no job {exc}") from None
         except lifecycle.Conflict as exc:
@@ -120,18 +115,9 @@ def schedule_job() -> Response:
 @api_errors
 def list_jobs() -> dict[str, Any]:
     """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
-    params = dict(current().query_params or {})
-    unknown = sorted(set(params) - {"status", "limit", "nextToken"})
-    if unknown:
-        raise JobError(unknown[0], "is not a query parameter (status, limit, nextToken)")
-    status = params.get("status")
-    if status is not None and status not in jobs.STATUSES:
-        raise JobError("status", f"must be one of {', '.join(jobs.STATUSES)}")
-    limit = params.get("limit", "50")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
-        raise JobError("limit", "must be a whole number from 1 to 100")
-    items, token = store.list_jobs(status, int(limit), params.get("nextToken"))
-    return {"jobs": [jobs.public(j) for j in items], "nextToken": token}
+    status, limit, token = store.parse_query(dict(current().query_params or {}))
+    items, next_token = store.list_jobs(status, limit, token)
+    return {"jobs": [jobs.public(j) for j in items], "nextToken": next_token}
 
 
 @app.route("/jobs/{job_id}", methods=["GET"], authorizer=iam)
@@ -154,7 +140,7 @@ def callback(job_id: str) -> Response:
 @app.route("/openapi.json", methods=["GET"], authorizer=iam)
 def openapi() -> dict[str, Any]:
     """This API's OpenAPI 3.1 document."""
-    return OPENAPI
+    return schema.DOCUMENT
 
 
 @app.route("/jobs/{job_id}/cancel", methods=["POST"], authorizer=iam)

@@ -7,6 +7,7 @@ failing AWS exactly as they would in production: through their clients.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,17 +19,27 @@ from moto.ec2.models import EC2Backend
 from moto.ec2.models.fleets import Fleet
 from moto.ec2.responses.fleets import Fleets
 
+# Names in Faults.calls of the faults that are not a plain failing call.
+NO_SPOT_CAPACITY = "CreateFleet.NoSpotCapacity"
+FLEET_ERRORS = "CreateFleet.Errors"
+NOT_VISIBLE_YET = "DescribeInstanceStatus.NotFound"
+
 
 class Faults:
     """Makes chosen backend calls fail a number of times, or answer 'no capacity'."""
 
     def __init__(self) -> None:
         self._undo: list[Callable[[], None]] = []
+        # How often each fault fired, by name: "DynamoDBBackend.update_item", NO_SPOT_CAPACITY, ...
         self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def fail(self, target: type, method: str, times: int = 10**6,
-             when: Callable[..., bool] = lambda *a, **k: True) -> None:
-        """The next ``times`` calls of ``target.method`` matching ``when`` raise a server error."""
+             when: Callable[..., bool] = lambda *a, **k: True) -> str:
+        """The next ``times`` calls of ``target.method`` matching ``when`` raise a server error.
+
+        Returns the fault's name in :attr:`calls` (``"DynamoDBBackend.update_item"``).
+        """
         original = getattr(target, method)
         state = {"left": times}
         key = f"{target.__name__}.{method}"
@@ -36,17 +47,23 @@ class Faults:
         def failing(backend: Any, *args: Any, **kwargs: Any) -> Any:
             if state["left"] > 0 and when(*args, **kwargs):
                 state["left"] -= 1
-                self.calls[key] = self.calls.get(key, 0) + 1
+                self._count(key)
                 raise _server_error(target)
             return original(backend, *args, **kwargs)
 
         setattr(target, method, failing)
         self._undo.append(lambda: setattr(target, method, original))
+        return key
 
     def no_spot_capacity(self) -> None:
-        """CreateFleet returns no Spot instance, as AWS does when the pools are empty."""
+        """CreateFleet returns no Spot instance, as AWS does when the pools are empty (counted per request)."""
         original = Fleet.create_spot_requests
-        Fleet.create_spot_requests = lambda fleet, weight_to_add: []  # type: ignore[method-assign]
+
+        def none_available(fleet: Any, weight_to_add: float) -> list[Any]:
+            self._count(NO_SPOT_CAPACITY)
+            return []
+
+        Fleet.create_spot_requests = none_available  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(Fleet, "create_spot_requests", original))
 
     def no_capacity(self) -> None:
@@ -69,7 +86,7 @@ class Faults:
             if state["left"] <= 0:
                 return respond(response)
             state["left"] -= 1
-            self.calls["CreateFleet.Errors"] = self.calls.get("CreateFleet.Errors", 0) + 1
+            self._count(FLEET_ERRORS)
             refusing.on = True
             try:
                 result = respond(response)
@@ -100,17 +117,29 @@ class Faults:
         def describe(backend: Any, instance_ids: list[str], *args: Any, **kwargs: Any) -> Any:
             if state["left"] > 0 and instance_ids:
                 state["left"] -= 1
-                self.calls["DescribeInstanceStatus.NotFound"] = self.calls.get("DescribeInstanceStatus.NotFound", 0) + 1
+                self._count(NOT_VISIBLE_YET)
                 raise InvalidInstanceIdError(instance_ids)
             return original(backend, instance_ids, *args, **kwargs)
 
         EC2Backend.describe_instance_status = describe  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(EC2Backend, "describe_instance_status", original))
 
+    def wait_fired(self, key: str, times: int = 1, timeout: float = 30) -> None:
+        """Wait until the fault ``key`` has fired ``times`` times (the workflow meets it in its own thread)."""
+        deadline = time.monotonic() + timeout
+        while self.calls.get(key, 0) < times:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{key} fired {self.calls.get(key, 0)} times in {timeout} s, expected {times}")
+            time.sleep(0.05)
+
     def clear(self) -> None:
         """AWS behaves again."""
         while self._undo:
             self._undo.pop()()
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.calls[key] = self.calls.get(key, 0) + 1
 
 
 def _server_error(target: type) -> Exception:

@@ -5,20 +5,30 @@ from __future__ import annotations
 import json
 import shlex
 import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 
 from chalicelib import jobs, store
 from chalicelib.bootstrap import decode_user_data
+from chalicelib.statuses import TAG_JOB
 from jobscheduler.local.cloud import LocalCloud
-
-TAG_JOB = "jobscheduler:job"
 
 
 def create_cloud(stack_tag: str) -> LocalCloud:
     """The stack's resources in whatever emulator is active: the local stack's own recipe."""
     return LocalCloud.create(boto3.session.Session(), stack_tag=stack_tag)
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 30) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen in {timeout} s")
+        time.sleep(0.05)
+    return result
 
 
 def wait_for(job_id: str, statuses: set[str] | frozenset[str], timeout: float = 60) -> dict[str, Any]:

@@ -8,12 +8,12 @@ outcomes is printed at the end of the run.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ import boto3
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
 from moto.ec2.models import EC2Backend
+from moto.ec2.models.instances import InstanceState
 
-from chalicelib import jobs, store
-from tests.faults import Faults, injected, update_of
+from chalicelib import jobs, statuses, store, times
+from tests.faults import FLEET_ERRORS, NO_SPOT_CAPACITY, NOT_VISIBLE_YET, Faults, injected, update_of
 from tests.support import Instance, execution_status, instances, live_instances, post_job, wait_for, wait_terminal
 
 MATRIX_FILE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "fault-matrix.jsonl"
@@ -75,7 +76,7 @@ class Run:
 
 def soon(seconds: int = 2) -> str:
     """A scheduledAt for a job that must wake up during the test."""
-    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return times.timestamp(times.now() + timedelta(seconds=seconds))
 
 
 def booting(faults: Faults) -> Callable[[], None]:
@@ -84,15 +85,17 @@ def booting(faults: Faults) -> Callable[[], None]:
     held = {"on": True}
 
     def describe(backend: Any, instance_ids: list[str], include_all_instances: bool, filters: Any) -> Any:
-        # moto passes filters as [{"name": ..., "values": [...]}]
-        wanted = [v for f in filters or [] if f["name"] == "instance-state-name" for v in f["values"]]
-        if held["on"] and wanted:
-            if wanted == ["running"]:
-                return []
-            others = [f for f in filters if f["name"] != "instance-state-name"]
-            return [i for i in original(backend, instance_ids, include_all_instances, others)
-                    if i.state == "running"]
-        return original(backend, instance_ids, include_all_instances, filters)
+        found = original(backend, instance_ids, include_all_instances, filters)
+        if not held["on"]:
+            return found
+        # A running instance is answered as pending (a copy: EC2 itself still holds it running).
+        booting = []
+        for instance in found:
+            if instance.state == "running":
+                instance = copy.copy(instance)
+                instance._state = InstanceState("pending", 0)
+            booting.append(instance)
+        return booting
 
     EC2Backend.describe_instance_status = describe  # type: ignore[method-assign]
     faults._undo.append(lambda: setattr(EC2Backend, "describe_instance_status", original))
@@ -104,16 +107,18 @@ def terminate_externally(instance_id: str) -> None:
 
 
 # --- scenarios: each drives one phase x fault and returns the job's final record --------------------------
+# A scenario that injects a fault also waits for it to fire (all its times): one that never fired proves nothing.
 
 
 def waiting_aws_fails_once(r: Run) -> None:
-    r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("requestedAt"))
+    fault = r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("requestedAt"))
     response = r.instance().callback(0)
     assert response.status_code == 202, response.body
+    r.faults.wait_fired(fault)
 
 
 def waiting_aws_fails_always(r: Run) -> None:
-    r.faults.fail(DynamoDBBackend, "update_item", when=update_of("requestedAt"))
+    r.faults.wait_fired(r.faults.fail(DynamoDBBackend, "update_item", when=update_of("requestedAt")))
 
 
 def waiting_stopped(r: Run) -> None:
@@ -125,22 +130,25 @@ def waiting_cancel(r: Run) -> None:
 
 
 def requesting_aws_fails_once(r: Run) -> None:
-    r.faults.fail(EC2Backend, "create_fleet", times=1)
+    fault = r.faults.fail(EC2Backend, "create_fleet", times=1)
     r.instance().callback(0)
+    r.faults.wait_fired(fault)
 
 
 def requesting_aws_fails_always(r: Run) -> None:
-    r.faults.fail(EC2Backend, "create_fleet")
+    r.faults.wait_fired(r.faults.fail(EC2Backend, "create_fleet"))
 
 
 def requesting_launch_error(r: Run) -> None:
     r.faults.fleet_errors(("UnauthorizedOperation", "You are not authorized to perform this operation."))
+    r.faults.wait_fired(FLEET_ERRORS)
 
 
 def requesting_capacity_errors(r: Run) -> None:
     r.faults.fleet_errors(("InsufficientInstanceCapacity", "We currently do not have sufficient capacity."),
                           times=2)
     r.instance().callback(0)
+    r.faults.wait_fired(FLEET_ERRORS, times=2)
 
 
 def requesting_stopped(r: Run) -> None:
@@ -157,14 +165,13 @@ def requesting_cancel(r: Run) -> None:
 
 def requesting_capacity_returns(r: Run) -> None:
     r.faults.no_spot_capacity()
-    wait_for(r.job_id, {jobs.REQUESTED})
-    time.sleep(1.2)
+    r.faults.wait_fired(NO_SPOT_CAPACITY)  # a capacity request came back empty
     r.faults.clear()
     r.instance().callback(0)
 
 
 def launched_record_fails(r: Run) -> None:
-    r.faults.fail(DynamoDBBackend, "update_item", when=update_of("list_append"))
+    r.faults.wait_fired(r.faults.fail(DynamoDBBackend, "update_item", when=update_of("list_append")))
 
 
 def launched_stopped(r: Run) -> None:
@@ -195,9 +202,18 @@ def launched_quick_callback(r: Run) -> None:
     release()
 
 
+def launched_finishes_before_seen_running(r: Run) -> None:
+    """A quick job calls back, then its instance shuts itself down, all before the workflow saw it running."""
+    booting(r.faults)
+    instance = r.instance()
+    assert instance.callback(0).status_code == 202
+    terminate_externally(instance.instance_id)
+
+
 def launched_not_known_yet(r: Run) -> None:
     r.faults.not_visible_yet(times=3)
     r.instance().callback(0)
+    r.faults.wait_fired(NOT_VISIBLE_YET, times=3)
 
 
 def launched_never_boots(r: Run) -> None:
@@ -208,8 +224,9 @@ def launched_never_boots(r: Run) -> None:
 def running_aws_fails_once(r: Run) -> None:
     instance = r.instance()
     wait_for(r.job_id, {jobs.RUNNING})
-    r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("finishedAt"))
+    fault = r.faults.fail(DynamoDBBackend, "update_item", times=1, when=update_of("finishedAt"))
     assert instance.callback(0).status_code >= 500  # the bootstrap retries a 5xx ...
+    r.faults.wait_fired(fault)
     assert instance.callback(0).status_code == 202  # ... and the retry lands
 
 
@@ -255,13 +272,15 @@ def running_exits_nonzero(r: Run) -> None:
 
 
 def terminating_aws_fails_once(r: Run) -> None:
-    r.faults.fail(EC2Backend, "terminate_instances", times=1)
+    fault = r.faults.fail(EC2Backend, "terminate_instances", times=1)
     r.instance().callback(0)
+    r.faults.wait_fired(fault)
 
 
 def terminating_aws_fails_always(r: Run) -> None:
-    r.faults.fail(EC2Backend, "terminate_instances")
+    fault = r.faults.fail(EC2Backend, "terminate_instances")
     r.instance().callback(0)
+    r.faults.wait_fired(fault)
     settle(r)
     r.faults.clear()
     r.ended_event("FAILED")
@@ -281,10 +300,9 @@ def terminating_cancel(r: Run) -> None:
 
 
 def terminating_stopped(r: Run) -> None:
-    r.faults.fail(EC2Backend, "terminate_instances")
+    fault = r.faults.fail(EC2Backend, "terminate_instances")
     r.instance().callback(0)
-    wait_for(r.job_id, {jobs.FINISHED_OK})
-    time.sleep(0.5)
+    r.faults.wait_fired(fault)  # the workflow is in TerminateInstance, retrying
     r.faults.clear()
     r.stop_execution()
 
@@ -316,6 +334,8 @@ SCENARIOS = [
     ("launched", "instance disappears", launched_instance_disappears, {}, "TerminatedOK", "exited 0", 2),
     ("launched", "cancel", launched_cancel, {}, "Cancelled", "cancelled", 1),
     ("launched", "callback before running", launched_quick_callback, {}, "TerminatedOK", "exited 0", 1),
+    ("launched", "done before seen running", launched_finishes_before_seen_running, {}, "TerminatedOK",
+     "exited 0", 1),
     ("launched", "instance not known yet", launched_not_known_yet, {}, "TerminatedOK", "exited 0", 1),
     ("launched", "never reaches running", launched_never_boots, {}, "Failed", "did not reach running", 1),
     ("running", "AWS call fails once", running_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
@@ -371,7 +391,7 @@ def assert_attempts_consistent(job: dict[str, Any], expected: int) -> None:
     assert len(attempts) == expected, attempts
     assert len({a["instanceId"] for a in attempts}) == len(attempts)
     assert all(a.get("outcome") and a.get("endedAt") for a in attempts), attempts
-    assert all(a["outcome"] in ("Preempted", "Lost") for a in attempts[:-1])
+    assert all(a["outcome"] in (statuses.PREEMPTED, statuses.LOST) for a in attempts[:-1])
     if attempts:
         assert job["instanceId"] == attempts[-1]["instanceId"]
         states = {i["InstanceId"]: i["State"]["Name"] for i in instances(job["jobId"])}

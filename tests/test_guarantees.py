@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from chalicelib import config, jobs, store
+from chalicelib import config, jobs, statuses, store
 from tests import events
 from tests.faults import injected
 from tests.support import (
@@ -18,6 +18,7 @@ from tests.support import (
     states_passed,
     wait_for,
     wait_terminal,
+    wait_until,
 )
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60}
@@ -121,7 +122,7 @@ def test_spot_interruption_moves_the_job_to_a_new_instance(api):
     done = wait_terminal(job["jobId"])
     assert done["status"] == jobs.TERMINATED_OK
     assert [(a["instanceId"], a["outcome"]) for a in done["attempts"]] == [
-        (first.instance_id, "Preempted"), (second.instance_id, jobs.TERMINATED_OK)]
+        (first.instance_id, statuses.PREEMPTED), (second.instance_id, jobs.TERMINATED_OK)]
     assert live_instances() == []
     assert states_passed(job["executionArn"]).count("RequestCapacity") == 2
 
@@ -136,7 +137,7 @@ def test_interrupted_on_every_attempt_fails(api):
     on_spot_interruption(spot_warning(first.instance_id), None)
     done = wait_terminal(job["jobId"])
     assert done["status"] == jobs.FAILED and "interrupted" in done["statusReason"]
-    assert done["attempts"][0]["outcome"] == "Preempted"
+    assert done["attempts"][0]["outcome"] == statuses.PREEMPTED
     assert live_instances() == []
 
 
@@ -272,8 +273,8 @@ def test_sweeper_terminates_strays_and_ends_orphans(api, aws):
     from app import sweeper
 
     ec2 = boto3.client("ec2")
-    tags = [{"ResourceType": "instance", "Tags": [{"Key": "jobscheduler:stack", "Value": aws.stack_tag},
-                                                  {"Key": "jobscheduler:job", "Value": "no-such-job"}]}]
+    tags = [{"ResourceType": "instance", "Tags": [{"Key": statuses.TAG_STACK, "Value": aws.stack_tag},
+                                                  {"Key": statuses.TAG_JOB, "Value": "no-such-job"}]}]
     stray = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, TagSpecifications=tags)
     foreign = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
     job = schedule(api, scheduledAt=later())
@@ -384,8 +385,7 @@ def test_sweeper_runs_only_while_a_job_is_in_flight(api, aws):
     assert sweeper_schedule(aws) == "ENABLED"
     assert Instance(api, job["jobId"]).callback(0).status_code == 202
     wait_terminal(job["jobId"])
-    while live_instances():
-        pass
+    wait_until(lambda: live_instances() == [], "the job's instance ending")
     assert on_job_change(status_change(running, store.get(job["jobId"])), None)["armed"] is False
     assert sweeper({}, None)["sleeping"] is True
     assert sweeper_schedule(aws) == "DISABLED"
@@ -403,8 +403,8 @@ def test_failed_execution_after_finish_reports_the_truth(api, aws):
         job = schedule(api)
         Instance(api, job["jobId"]).callback(5)
         wait_for(job["jobId"], {jobs.FINISHED_NOK})
-        while execution_status(job["executionArn"]) == "RUNNING":
-            pass
+        # TerminateInstance keeps failing: the execution ends FAILED once its retries run out.
+        assert execution_status(job["executionArn"], settle=60) == "FAILED"
     assert states_passed(job["executionArn"])[-1] == "InstanceNotTerminated"
     assert len(live_instances()) == 1
     on_execution_ended(execution_event(job, "FAILED", aws), None)

@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import jobs, store
+from chalicelib.statuses import TAG_JOB, TAG_STACK
 from infra.app import DEFAULT_STACK_NAME
 from jobscheduler.local import events as local_events
 from jobscheduler.local.cloud import ACCOUNT_ROLE
@@ -192,7 +193,7 @@ def stopped_job_cleaned_up(api, aws, enforced: iam.Enforcement) -> dict[str, Any
 
 def sweep_until_idle(aws, enforced: iam.Enforcement) -> None:
     """A stray instance of this stack is terminated; with nothing in flight the sweeper turns itself off."""
-    stray = launch({"jobscheduler:stack": aws.stack_tag, "jobscheduler:job": "no-such-job"})
+    stray = launch({TAG_STACK: aws.stack_tag, TAG_JOB: "no-such-job"})
     rule = f"arn:aws:events:{iam.REGION}:{iam.ACCOUNT}:rule/{aws.sweeper_rule}"
     answer = invoke(enforced, "Sweeper", events.scheduled_event(rule))
     assert (answer["terminated"], answer["sleeping"]) == ([stray], True)
@@ -206,14 +207,14 @@ def test_spot_warning_for_an_instance_not_ours_is_ignored(api, aws, enforce):
     """Unknown or malformed ids, untagged instances and another stack's instance are ignored; nothing changes."""
     enforced = enforce()
     job = http(enforced, api, "POST", "/jobs", {**HELLO, "scheduledAt": LATER}).json_body
-    others = launch({"jobscheduler:stack": "AnotherStack", "jobscheduler:job": job["jobId"]})
+    others = launch({TAG_STACK: "AnotherStack", TAG_JOB: job["jobId"]})
     # Were the stack tag not checked, this job would be interrupted for another stack's instance.
-    store.update(job["jobId"], {"status": jobs.RUNNING, "instanceId": others})
-    ours_without_job = launch({"jobscheduler:stack": aws.stack_tag})
+    store.update(job["jobId"], {"status": jobs.REQUESTED, "instanceId": others}, allowed_from=(jobs.SCHEDULED,))
+    ours_without_job = launch({TAG_STACK: aws.stack_tag})
     for instance_id in ("i-0123456789abcdef0", "not-an-instance", launch(), ours_without_job, others):
         answer = invoke(enforced, "OnSpotInterruption", events.spot_interruption_warning(instance_id))
         assert answer == {"instanceId": instance_id, "ignored": True}
-    assert store.get(job["jobId"])["status"] == jobs.RUNNING
+    assert store.get(job["jobId"])["status"] == jobs.REQUESTED
     assert enforced.denied() == []
     boto3.client("stepfunctions").stop_execution(executionArn=job["executionArn"])
 
@@ -222,7 +223,7 @@ def test_spot_warning_for_an_instance_not_ours_is_ignored(api, aws, enforce):
 def test_spot_warning_is_retried_when_the_lookup_is_refused(api, aws, enforce):
     """Without ec2:DescribeInstances the warning handler raises AccessDenied (EventBridge retries), never ignores."""
     enforced = enforce(without={"ec2:DescribeInstances"})
-    ours = launch({"jobscheduler:stack": aws.stack_tag, "jobscheduler:job": "00000000-0000-0000-0000-000000000000"})
+    ours = launch({TAG_STACK: aws.stack_tag, TAG_JOB: "00000000-0000-0000-0000-000000000000"})
     with pytest.raises(ClientError) as refused:
         invoke(enforced, "OnSpotInterruption", events.spot_interruption_warning(ours))
     assert refused.value.response["Error"]["Code"] in ("AccessDenied", "UnauthorizedOperation")

@@ -22,8 +22,10 @@ import boto3
 import pytest
 import requests
 
+from chalicelib.statuses import TERMINAL
 from jobscheduler.local.stack import wait_serving
 from tests.conftest import example_bodies, load
+from tests.support import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +36,6 @@ EXPECTED = {
 }
 SLEEPER = {"name": "sleeps through a Spot interruption", "image": "busybox:1.36",
            "command": ["sleep", "20"], "maxRuntimeSeconds": 120}
-TERMINAL = {"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"}
 WORK_FILES = "instances' user data and work files: "
 
 
@@ -179,7 +180,10 @@ def test_local_interrupt_moves_the_job_to_a_second_instance(stack):
     """`jobscheduler local interrupt` preempts the instance; the job finishes TerminatedOK on a new one."""
     job = stack.schedule(SLEEPER)
     running = stack.wait_for(job["jobId"], lambda j: j["status"] == "Running")
-    time.sleep(2)  # the container has started: the bootstrap stops it on the notice
+    # The notice must find the container running, for the bootstrap to stop it: the local docker
+    # writes the container's pid file when its process has started.
+    containers = work_files(stack.log.read_text()) / running["instanceId"] / "containers"
+    wait_until(lambda: list(containers.glob("*.pid")), "the container starting", timeout=60)
     answer = subprocess.run(cli("local", "interrupt", running["instanceId"], "--api-port", str(stack.api_port)),
                             capture_output=True, text=True, timeout=60)
     assert answer.returncode == 0, answer.stdout + answer.stderr
@@ -264,3 +268,15 @@ def test_local_once_runs_hello_world_and_exits_zero():
     assert "-> RunJob -> TerminateInstance -> MarkDone" in output
     instances = work_files(output)
     assert not instances.exists() and processes_under(instances) == []
+
+
+def test_demo_prints_the_statuses_a_poll_missed_from_the_job_record():
+    """A job seen Requested then TerminatedOK passed Running and FinishedOK: their record times fill the gap."""
+    from jobscheduler.local import demo
+
+    job = {"status": "TerminatedOK", "runningAt": "2026-12-01T10:00:01Z", "finishedAt": "2026-12-01T10:00:02Z",
+           "exitCode": 0}
+    assert [status for status, _ in demo._missed("Requested", job)] == ["Running", "FinishedOK"]
+    assert [status for status, _ in demo._missed("FinishedOK", job)] == []
+    assert [status for status, _ in demo._missed("Running", {**job, "exitCode": 3})] == ["FinishedNOK"]
+    assert demo._missed("Requested", {"status": "Running", "runningAt": "2026-12-01T10:00:01Z"}) == []

@@ -15,6 +15,12 @@ def test_workflow_diagram_matches_the_asl_file():
     assert diagram.readme_block() == diagram.block()
 
 
+def test_statuses_table_matches_the_statuses_module():
+    """The README's statuses table is the one drawn from chalicelib.statuses (refresh: python -m infra.diagram
+    --write)."""
+    assert diagram.readme_block(diagram.STATUSES_BEGIN, diagram.STATUSES_END) == diagram.statuses_block()
+
+
 def test_diagram_has_every_state_and_transition():
     """Every state is a node and every Next/Catch target an arrow."""
     drawn = diagram.mermaid()

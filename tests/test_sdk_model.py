@@ -79,7 +79,7 @@ MISTAKES = [
     ("intrinsic of the wrong type", _set("DeleteLaunchTemplateVersion", ["Parameters", "Versions.$"],
                                          "States.Format('{}', $.launchTemplateVersion.number)"),
      "States.Format returns a string, VersionStringList is a list"),
-    ("result selector reads nothing", _set("CheckInstance", ["ResultSelector", "running.$"], "$.InstanceStatus"),
+    ("result selector reads nothing", _set("CheckInstance", ["ResultSelector", "statuses.$"], "$.InstanceStatus"),
      "$.InstanceStatus is not in DescribeInstanceStatus's result"),
     ("later read of a result names nothing", _set("GotInstance?", ["Choices", 0, "Variable"],
                                                   "$.fleet.Instances[0].InstanceId[0]"),

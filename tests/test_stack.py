@@ -22,13 +22,13 @@ from aws_cdk import assertions
 from aws_cdk import aws_iam as iam
 
 from chalicelib import config, store
+from chalicelib.statuses import TAG_STACK
 from infra import definition, packaging, permissions
 from infra.app import DEFAULT_STACK_NAME, build
 from infra.network import Network, NetworkSettings
 from infra.stack import RUNTIME_DIR, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-TAG = "jobscheduler:stack"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 # What `cdk deploy` sees with credentials: a known account and region, and the
 # region's Availability Zones (which the CLI would look up; here, cached context).
@@ -251,7 +251,7 @@ def test_terminate_only_instances_tagged_by_this_stack(synth: Synth) -> None:
     assert len(grants) == 2  # the workflow and the API's clean-up handlers
     for statement in grants:
         assert actions(statement) == {"ec2:TerminateInstances"}
-        assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TAG}": DEFAULT_STACK_NAME}}
+        assert statement["Condition"] == {"StringEquals": {f"aws:ResourceTag/{TAG_STACK}": DEFAULT_STACK_NAME}}
         assert flat(statement["Resource"]).endswith(f":ec2:{REGION}:{ACCOUNT}:instance/*")
 
 
@@ -268,7 +268,7 @@ def test_launch_template_is_hardened(synth: Synth) -> None:
     image = synth.template["Parameters"][data["ImageId"]["Ref"]]
     assert image["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
     assert data["TagSpecifications"] == [{"ResourceType": "volume",
-                                          "Tags": [{"Key": TAG, "Value": DEFAULT_STACK_NAME}]}]
+                                          "Tags": [{"Key": TAG_STACK, "Value": DEFAULT_STACK_NAME}]}]
     assert "UserData" not in data  # each job's user data comes with its fleet request
 
 
@@ -385,15 +385,17 @@ def test_every_function_runs_on_a_supported_runtime(synth: Synth) -> None:
 
 
 def test_runtime_outside_the_supported_list_is_refused(tmp_path: Path) -> None:
-    """A runtime not in the one list stops synthesis, and so do dependencies built for another Python."""
+    """A runtime not in the one list stops synthesis, and so do compiled dependencies built for another Python;
+    pure-Python ones (the runtime's own fastjsonschema) run on any."""
     with pytest.raises(ValueError, match="python3.11"):
         packaging.pin_runtime(None, "python3.11", RUNTIME_DIR)  # type: ignore[arg-type]
-    (tmp_path / "requirements.txt").write_text("# comment only\n\n")
-    packaging.pin_runtime(cdk_app_without_functions(), "python3.12", tmp_path)
-    (tmp_path / "requirements.txt").write_text("requests==2.32.3\n")
     local = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     other = next(r for r in packaging.SUPPORTED_LAMBDA_RUNTIMES if r != local)
-    with pytest.raises(ValueError, match="lists packages"):
+    for accepted in ("# comment only\n\n", "fastjsonschema>=2.21,<3  # pure Python\n"):
+        (tmp_path / "requirements.txt").write_text(accepted)
+        packaging.pin_runtime(cdk_app_without_functions(), other, tmp_path)
+    (tmp_path / "requirements.txt").write_text("fastjsonschema>=2.21\ncryptography>=42\n")
+    with pytest.raises(ValueError, match="lists cryptography>=42, which chalice builds for"):
         packaging.pin_runtime(cdk_app_without_functions(), other, tmp_path)
 
 
@@ -732,3 +734,17 @@ def test_cdk_cli_synthesises_the_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     template = json.loads((tmp_path / f"{DEFAULT_STACK_NAME}.template.json").read_text())
     assert "AWS::StepFunctions::StateMachine" in {r["Type"] for r in template["Resources"].values()}
+
+
+def test_lambda_package_carries_the_runtime_requirements(synth: Synth) -> None:
+    """The functions' code asset holds the app and every package runtime/requirements.txt lists (boto3 aside, which
+    Lambda provides): a missing one would fail every cold start in AWS, never here."""
+    import zipfile
+
+    (package,) = [p for p in synth.outdir.glob("asset.*.zip")]
+    names = set(zipfile.ZipFile(package).namelist())
+    assert {"app.py", "chalicelib/schema.py", "chalicelib/openapi.json", "chalicelib/bootstrap.sh"} <= names
+    listed = [line.split("#", 1)[0].strip() for line in (RUNTIME_DIR / "requirements.txt").read_text().splitlines()]
+    for requirement in filter(None, listed):
+        module = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].replace("-", "_")
+        assert f"{module}/__init__.py" in names, f"{requirement} is not in the Lambda package"

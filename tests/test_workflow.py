@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
-from chalicelib import jobs
-from tests.faults import injected
+from chalicelib import config, jobs, statuses
+from tests.faults import FLEET_ERRORS, NO_SPOT_CAPACITY, NOT_VISIBLE_YET, injected
 from tests.support import (
     Instance,
     execution_status,
@@ -22,7 +22,7 @@ from tests.support import (
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60}
 HAPPY_PATH = ["WaitUntilScheduled", "MarkRequested", "CreateLaunchTemplateVersion", "RequestCapacity",
-              "DeleteLaunchTemplateVersion", "GotInstance?", "RecordInstance", "CheckInstance", "InstanceRunning?",
+              "DeleteLaunchTemplateVersion", "GotInstance?", "RecordInstance", "CheckInstance", "InstanceState?",
               "RunJob", "TerminateInstance", "MarkDone"]
 
 
@@ -72,7 +72,9 @@ def test_happy_path_terminates_ok(api):
     (attempt,) = done["attempts"]
     assert attempt["instanceId"] == instance.instance_id
     assert attempt["lifecycle"] == "spot" and attempt["outcome"] == jobs.TERMINATED_OK
-    assert attempt["instanceType"] in HELLO.get("instanceTypes", attempt["instanceType"])
+    # HELLO names no instance types: the job asked for the stack's defaults, and got one of them.
+    assert done["instanceTypes"] == config.default_instance_types()
+    assert attempt["instanceType"] in done["instanceTypes"]
 
 
 def test_user_data_comes_from_a_launch_template_version_deleted_after_the_request(api, aws):
@@ -89,7 +91,7 @@ def test_user_data_comes_from_a_launch_template_version_deleted_after_the_reques
     assert created["LaunchTemplateId"] == aws.launch_template_id and created["SourceVersion"] == "1"
     assert created["VersionDescription"] == job["jobId"] and created["LaunchTemplateData"]["UserData"]
     (fleet,) = task_calls(done["executionArn"], "RequestCapacity")
-    (spec,) = [config["LaunchTemplateSpecification"] for config in fleet["LaunchTemplateConfigs"]]
+    (spec,) = [c["LaunchTemplateSpecification"] for c in fleet["LaunchTemplateConfigs"]]
     assert spec == {"LaunchTemplateId": aws.launch_template_id, "Version": "2"}
     (deleted,) = task_calls(done["executionArn"], "DeleteLaunchTemplateVersion")
     assert deleted == {"LaunchTemplateId": aws.launch_template_id, "Versions": ["2"]}
@@ -111,7 +113,7 @@ def test_instance_launch_is_tagged_and_spread(api, aws):
     instance = Instance(api, job["jobId"])
     (described,) = instances(job["jobId"])
     tags = {t["Key"]: t["Value"] for t in described["Tags"]}
-    assert tags["jobscheduler:job"] == job["jobId"] and tags["jobscheduler:stack"] == aws.stack_tag
+    assert tags[statuses.TAG_JOB] == job["jobId"] and tags[statuses.TAG_STACK] == aws.stack_tag
     assert described["InstanceLifecycle"] == "spot"
     assert described["InstanceType"] in ("m6i.large", "m5.large")
     history = boto3.client("stepfunctions").get_execution_history(executionArn=job["executionArn"])["events"]
@@ -143,27 +145,13 @@ def test_callback_before_running_is_kept(api):
     assert live_instances() == []
 
 
-@pytest.fixture
-def no_capacity(aws):
-    """moto's CreateFleet answers like AWS without Spot capacity: no instance, an error entry."""
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.fleets import Fleet
-
-    original = Fleet.create_spot_requests
-
-    def none_available(self, weight_to_add):
-        return []
-
-    Fleet.create_spot_requests = none_available
-    assert ec2_backends  # the backend module is loaded; the fleet class is what we wrap
-    yield
-    Fleet.create_spot_requests = original
-
-
-def test_no_capacity_retries_then_fails(api, no_capacity):
+def test_no_capacity_retries_then_fails(api):
     """No Spot capacity: the workflow backs off and asks again, then fails the job; no instance exists."""
-    job = schedule(api)
-    done = wait_terminal(job["jobId"], timeout=30)
+    with injected() as faults:
+        faults.no_spot_capacity()
+        job = schedule(api)
+        done = wait_terminal(job["jobId"], timeout=30)
+    assert faults.calls == {NO_SPOT_CAPACITY: 3}  # each of the three requests met the empty pools
     assert done["status"] == jobs.FAILED
     assert "no capacity" in done["statusReason"]
     passed = states_passed(done["executionArn"])
@@ -229,7 +217,7 @@ def test_capacity_errors_back_off_and_ask_again(api, aws, errors):
         job = schedule(api)
         Instance(api, job["jobId"]).callback(0)
         done = wait_terminal(job["jobId"])
-    assert done["status"] == jobs.TERMINATED_OK and faults.calls["CreateFleet.Errors"] == 2
+    assert done["status"] == jobs.TERMINATED_OK and faults.calls[FLEET_ERRORS] == 2
     passed = states_passed(done["executionArn"])
     assert passed.count("RequestCapacity") == 3 and passed.count("CapacityError?") == 2
     assert "LaunchRefused" not in passed
@@ -242,15 +230,13 @@ def test_capacity_errors_back_off_and_ask_again(api, aws, errors):
 def test_instance_unknown_right_after_launch_counts_as_booting(api, monkeypatch):
     """DescribeInstanceStatus answers InvalidInstanceID.NotFound for a while after CreateFleet (EC2 is
     eventually consistent): the workflow keeps polling within the boot deadline and the job runs."""
-    from chalicelib import config
-
     monkeypatch.setenv(config.BOOT_SECONDS, "12")  # room for the polls below
     with injected() as faults:
         faults.not_visible_yet(times=6)  # more than a Task's own retries would absorb
         job = schedule(api)
         Instance(api, job["jobId"]).callback(0)
         done = wait_terminal(job["jobId"])
-    assert faults.calls["DescribeInstanceStatus.NotFound"] == 6
+    assert faults.calls[NOT_VISIBLE_YET] == 6
     assert done["status"] == jobs.TERMINATED_OK, done["statusReason"]
     assert states_passed(done["executionArn"]).count("CheckAgainLater?") == 6
     assert live_instances() == []

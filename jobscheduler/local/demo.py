@@ -16,13 +16,13 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from jobscheduler.client import TERMINAL
+from jobscheduler.render import STATUS_STYLE
+
 INPUT_DIR = Path(__file__).resolve().parents[2] / "input"
 HELLO_WORLD = INPUT_DIR / "hello-world.json"
-TERMINAL = ("TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed")
 # Fast enough to see the short-lived statuses (Requested lasts well under a second locally).
 WATCH_SECONDS = 0.05
-STATUS_STYLE = {"TerminatedOK": "bold green", "TerminatedNOK": "bold red", "Failed": "bold red",
-                "TimedOut": "bold red", "Cancelled": "bold yellow", "Interrupted": "yellow"}
 
 
 def schedule(api_url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -34,23 +34,42 @@ def schedule(api_url: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def follow(api_url: str, job_id: str, console: Console, timeout: float = 120) -> dict[str, Any]:
-    """Print each status change with its time until the job is terminal; the final job."""
+    """Print each status change with its time until the job is terminal; the final job.
+
+    A status can last less than one poll (a finished container's job is
+    terminated within milliseconds): one the poll missed is printed from the
+    time the job record keeps for it (``runningAt``, ``finishedAt``).
+    """
     deadline, seen = time.monotonic() + timeout, None
     while True:
         response = requests.get(f"{api_url}/jobs/{job_id}", timeout=30)
         response.raise_for_status()
         job = dict(response.json())
         if job["status"] != seen:
+            for status, at in _missed(seen, job):
+                _print_status(console, at, status, job.get("statusReason"))
             seen = job["status"]
-            stamp = datetime.now().strftime("%H:%M:%S")
-            console.print(f"{stamp}  [{STATUS_STYLE.get(seen, 'bold')}]{seen:<14}[/]  "
-                          f"[dim]{job.get('statusReason') or ''}[/dim]")
+            _print_status(console, datetime.now().astimezone(), seen, job.get("statusReason"))
         if seen in TERMINAL:
             return job
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} is still {seen} after {timeout:.0f} s")
         time.sleep(WATCH_SECONDS)
 
+
+def _missed(seen: str | None, job: dict[str, Any]) -> list[tuple[str, datetime]]:
+    """The statuses between ``seen`` and the job's current one that its record shows it passed."""
+    passed = []
+    if seen in ("Scheduled", "Requested") and job.get("runningAt") and job["status"] != "Running":
+        passed.append(("Running", job["runningAt"]))
+    if seen not in ("FinishedOK", "FinishedNOK") and job.get("finishedAt") and job["status"] in TERMINAL:
+        passed.append(("FinishedOK" if job.get("exitCode") == 0 else "FinishedNOK", job["finishedAt"]))
+    return [(status, datetime.fromisoformat(at).astimezone()) for status, at in passed]
+
+
+def _print_status(console: Console, at: datetime, status: str, reason: str | None) -> None:
+    console.print(f"{at.strftime('%H:%M:%S')}  [{STATUS_STYLE.get(status, 'bold')}]{status:<14}[/]  "
+                  f"[dim]{reason or ''}[/dim]")
 
 def states_passed(sfn: Any, execution_arn: str) -> list[str]:
     """Names of the states the execution entered, in order."""

@@ -37,7 +37,6 @@ BOOT_SECONDS = 1.0
 # Like systemd at power-off: TERM, a grace period, then KILL.
 POWER_OFF_GRACE_SECONDS = 5.0
 GONE = ("shutting-down", "terminated")
-STACK_TAG = "jobscheduler:stack"
 
 # environment(instance_id, instance_dir, imds_url) -> the bootstrap's environment
 Environment = Callable[[str, Path, str], dict[str, str]]
@@ -117,7 +116,7 @@ class InstanceEmulator:
     def _describe(self) -> dict[str, dict[str, Any]]:
         # Terminated instances are left out (an instance missing here counts as
         # terminated): the answer stays as small as the number of live instances.
-        filters = [{"Name": f"tag:{STACK_TAG}", "Values": [self.stack_tag]},
+        filters = [{"Name": f"tag:{runtime.statuses().TAG_STACK}", "Values": [self.stack_tag]},
                    {"Name": "instance-state-name", "Values": ["pending", "running", "shutting-down", "stopping",
                                                               "stopped"]}]
         found: dict[str, dict[str, Any]] = {}
@@ -147,7 +146,7 @@ class InstanceEmulator:
         machine.server.start()
         tags = metadata.tags
         self._say(machine, f"running ({metadata.instance_type}, {metadata.availability_zone}) "
-                           f"for job {tags.get('jobscheduler:job', '?')}: booting its user data")
+                           f"for job {tags.get(runtime.statuses().TAG_JOB, '?')}: booting its user data")
         return machine
 
     def _follow(self, machine: Machine, state: str, now: float) -> None:

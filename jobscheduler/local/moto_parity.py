@@ -116,7 +116,7 @@ def _callback_before_the_wait() -> None:
     def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
         endpoint = original(self, heartbeat_seconds)
         if self.get_outcome() is not None:
-            endpoint.notify()
+            endpoint.notify()  # type: ignore[no-untyped-call]  # moto's callback endpoint is untyped
         return endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]

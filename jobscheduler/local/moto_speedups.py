@@ -115,7 +115,7 @@ def _service_clients_reused(credentials_of_the_workflow: Callable[[], dict[str, 
         with lock:
             if key not in clients:
                 endpoint = {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{key[3]}"}
-                clients[key] = boto3.client(
+                clients[key] = boto3.client(  # type: ignore[call-overload]  # any service a task names
                     service, region_name=region, **credentials,
                     config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
                                   connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
@@ -179,5 +179,5 @@ def _requests_parsed_once() -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 
     responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
-    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)  # type: ignore[attr-defined]
-    UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[method-assign, assignment, arg-type]
+    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)
+    UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[arg-type]  # a cached copy of moto's own classmethod

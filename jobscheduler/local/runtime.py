@@ -31,6 +31,11 @@ def config() -> ModuleType:
     return module("chalicelib.config")
 
 
+def statuses() -> ModuleType:
+    """``chalicelib.statuses``: the job's statuses and the tags on its instances."""
+    return module("chalicelib.statuses")
+
+
 def app_module() -> ModuleType:
     """``runtime/app.py``: the Chalice ``app`` and the plain Lambda handlers."""
     return module("app")

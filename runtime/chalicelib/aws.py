@@ -7,11 +7,18 @@ Clients are made on first use, never at import time, so moto (tests) or an
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:  # the stubs are a development dependency; Lambda has none
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 # What AWS answers when the caller's role lacks a permission (or its credentials
 # are not accepted): never a condition to work around, always one to surface.
@@ -23,28 +30,33 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 
 @cache
 def client(service: str) -> Any:
-    """The shared client for ``service`` (``dynamodb``, ``stepfunctions``, ``ec2`` ...)."""
-    return boto3.session.Session().client(service, config=_CONFIG)
+    """The shared client for ``service``; prefer the typed getters below."""
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]  # any service name
 
 
-def dynamodb() -> Any:
+def dynamodb() -> DynamoDBClient:
     """DynamoDB client."""
-    return client("dynamodb")
+    return cast("DynamoDBClient", client("dynamodb"))
 
 
-def sfn() -> Any:
+def sfn() -> SFNClient:
     """Step Functions client."""
-    return client("stepfunctions")
+    return cast("SFNClient", client("stepfunctions"))
 
 
-def ec2() -> Any:
+def ec2() -> EC2Client:
     """EC2 client."""
-    return client("ec2")
+    return cast("EC2Client", client("ec2"))
 
 
-def logs() -> Any:
+def logs() -> CloudWatchLogsClient:
     """CloudWatch Logs client."""
-    return client("logs")
+    return cast("CloudWatchLogsClient", client("logs"))
+
+
+def events() -> EventBridgeClient:
+    """EventBridge client."""
+    return cast("EventBridgeClient", client("events"))
 
 
 def refused(exc: ClientError) -> bool:

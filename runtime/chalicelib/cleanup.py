@@ -20,39 +20,39 @@ from the job table's stream).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, config, jobs, store, workflow
+from . import aws, config, jobs, statuses, store, times, workflow
+from .statuses import IN_FLIGHT, TAG_JOB, TAG_STACK, TERMINATED_AFTER
+
+if TYPE_CHECKING:  # development-only stubs
+    from mypy_boto3_ec2.type_defs import FilterTypeDef, InstanceTypeDef
 
 log = logging.getLogger(__name__)
 
-TAG_JOB = "jobscheduler:job"
-TAG_STACK = "jobscheduler:stack"
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 ENDED = {"FAILED", "TIMED_OUT", "ABORTED"}
 # A job younger than this may not have its execution yet: the sweeper leaves it alone.
 GRACE = timedelta(minutes=5)
-# While a job is in one of these, an instance may exist for it: the sweeper stays on.
-IN_FLIGHT = tuple(s for s in jobs.STATUSES if s not in jobs.TERMINAL and s != jobs.SCHEDULED)
-# Finished jobs whose workflow ended before marking them still tell the truth.
-AFTER_FINISH = {jobs.FINISHED_OK: jobs.TERMINATED_OK, jobs.FINISHED_NOK: jobs.TERMINATED_NOK}
 # DeleteLaunchTemplateVersions takes at most this many versions per call.
 VERSIONS_PER_DELETE = 200
 
 
-def live_instances(job_id: str | None = None) -> list[dict[str, Any]]:
+def live_instances(job_id: str | None = None) -> list[InstanceTypeDef]:
     """Instances of this stack (optionally of one job) that are not terminated."""
-    filters = [{"Name": f"tag:{TAG_STACK}", "Values": [config.stack_tag()]},
-               {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
+    filters: list[FilterTypeDef] = [{"Name": f"tag:{TAG_STACK}", "Values": [config.stack_tag()]},
+                                    {"Name": "instance-state-name", "Values": list(LIVE_STATES)}]
     if job_id:
         filters.append({"Name": f"tag:{TAG_JOB}", "Values": [job_id]})
-    found = []
+    found: list[InstanceTypeDef] = []
     for page in aws.ec2().get_paginator("describe_instances").paginate(Filters=filters):
         found += [i for r in page["Reservations"] for i in r["Instances"]]
     return found
@@ -96,14 +96,15 @@ def execution_ended(detail: dict[str, Any]) -> dict[str, Any]:
 def end_job(job_id: str, reason: str) -> str | None:
     """Give a job whose workflow is gone the terminal status that tells the truth."""
     job = store.get(job_id)
-    if job is None or job["status"] in jobs.TERMINAL:
+    if job is None or job["status"] in statuses.TERMINAL:
         return None
     if job.get("cancelRequested"):
-        status = jobs.CANCELLED
+        status = statuses.CANCELLED
     else:
-        status = AFTER_FINISH.get(job["status"], jobs.FAILED)
-    moment = jobs.timestamp(jobs.now())
-    attempts = [a if a.get("outcome") else {**a, "outcome": status, "endedAt": moment}
+        # A finished job whose workflow ended before marking it still tells the truth.
+        status = TERMINATED_AFTER.get(job["status"], statuses.FAILED)
+    moment = times.timestamp(times.now())
+    attempts: list[jobs.Attempt] = [a if a.get("outcome") else {**a, "outcome": status, "endedAt": moment}
                 for a in job.get("attempts", [])]
     written = store.end_if_not_terminal(job_id, status, reason, moment, attempts)
     return written["status"] if written else None
@@ -174,15 +175,16 @@ def _sleep_if_idle() -> bool:
 def _work_in_flight() -> bool:
     if live_instances():
         return True
+    # While a job is in flight, an instance may exist for it: the sweeper stays on.
     if any(store.list_jobs(status, 1, None)[0] for status in IN_FLIGHT):
         return True
-    return bool(store.list_jobs(jobs.SCHEDULED, 1, None, due_before=jobs.timestamp(jobs.now()))[0])
+    return bool(store.list_jobs(statuses.SCHEDULED, 1, None, due_before=times.timestamp(times.now()))[0])
 
 
-def _stray(instance: dict[str, Any]) -> bool:
+def _stray(instance: InstanceTypeDef) -> bool:
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
     job = store.get(tags.get(TAG_JOB, "")) if tags.get(TAG_JOB) else None
-    if job is None or job["status"] in jobs.TERMINAL:
+    if job is None or job["status"] in statuses.TERMINAL:
         return True
     return not _execution_running(job)
 
@@ -190,7 +192,7 @@ def _stray(instance: dict[str, Any]) -> bool:
 def _left_over(job_id: str) -> bool:
     # A version outlives its capacity request only when the execution stopped in between.
     job = store.get(job_id)
-    return job is None or job["status"] in jobs.TERMINAL or not _execution_running(job)
+    return job is None or job["status"] in statuses.TERMINAL or not _execution_running(job)
 
 
 def _is_job_id(text: str) -> bool:
@@ -201,22 +203,21 @@ def _is_job_id(text: str) -> bool:
 
 
 def _orphaned_jobs(max_jobs: int) -> list[str]:
-    cutoff = jobs.timestamp(jobs.now() - GRACE)
-    orphans: list[str] = []
-    for status in (s for s in jobs.STATUSES if s not in jobs.TERMINAL):
+    cutoff = times.timestamp(times.now() - GRACE)
+    orphans = (job["jobId"] for job in _unended_jobs(cutoff)
+               if job["createdAt"] < cutoff and not _execution_running(job))
+    # Jobs are read a page at a time only as far as the first max_jobs orphans need.
+    return list(itertools.islice(orphans, max_jobs))
+
+
+def _unended_jobs(cutoff: str) -> Iterator[jobs.Job]:
+    for status in (s for s in statuses.STATUSES if s not in statuses.TERMINAL):
         # A job waiting for its time costs nothing, and on_execution_ended covers its execution:
         # only overdue ones are read, so a sweep's work does not grow with the jobs waiting.
-        due_before = cutoff if status == jobs.SCHEDULED else None
-        token = None
-        while len(orphans) < max_jobs:
-            page, token = store.list_jobs(status, 100, token, due_before)
-            orphans += [j["jobId"] for j in page if j["createdAt"] < cutoff and not _execution_running(j)]
-            if not token:
-                break
-    return orphans[:max_jobs]
+        yield from store.each_job(status, due_before=cutoff if status == statuses.SCHEDULED else None)
 
 
-def _execution_running(job: dict[str, Any]) -> bool:
+def _execution_running(job: jobs.Job) -> bool:
     # The ARN follows from the job id, so a job whose ARN was never written is still found.
     try:
         arn = workflow.execution_arn(job["jobId"])

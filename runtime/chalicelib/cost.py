@@ -16,14 +16,17 @@ guessed. Storage, data transfer and the other services are not included.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from . import aws, config, jobs, store
+from . import aws, config, jobs, statuses, store, times
+
+if TYPE_CHECKING:  # the stubs are a development dependency; Lambda has none
+    from mypy_boto3_ec2.literals import InstanceTypeType
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +55,13 @@ def on_demand_price(instance_type: str, region: str | None = None) -> Decimal | 
 
 def spot_price(instance_type: str, zone: str, at: str) -> Decimal | None:
     """The Spot price in effect at ``at`` for the type in the AZ, or ``None`` if EC2 has none."""
-    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    moment = times.parse(at)
     # With a start and end time, EC2 also returns the last change before the start:
     # the price that was in effect at launch.
-    history = aws.ec2().describe_spot_price_history(
-        InstanceTypes=[instance_type], ProductDescriptions=PRODUCTS, StartTime=moment, EndTime=moment,
-        Filters=[{"Name": "availability-zone", "Values": [zone]}])["SpotPriceHistory"]
-    prices = [p for p in history if p.get("AvailabilityZone") == zone]
+    pages = aws.ec2().get_paginator("describe_spot_price_history").paginate(
+        InstanceTypes=[cast("InstanceTypeType", instance_type)], ProductDescriptions=PRODUCTS,
+        StartTime=moment, EndTime=moment, Filters=[{"Name": "availability-zone", "Values": [zone]}])
+    prices = [p for page in pages for p in page["SpotPriceHistory"] if p.get("AvailabilityZone") == zone]
     if not prices:
         return None
     latest = max(prices, key=lambda p: str(p.get("Timestamp", "")))
@@ -77,7 +80,7 @@ def zone_of(instance_id: str) -> str | None:
     return str(found[0]["Placement"]["AvailabilityZone"]) if found else None
 
 
-def prices_for(attempt: dict[str, Any]) -> dict[str, Any]:
+def prices_for(attempt: jobs.Attempt) -> dict[str, Any]:
     """``availabilityZone``, ``spotPrice`` (Spot attempts) and ``onDemandPrice`` of one attempt.
 
     Prices are decimal strings in USD per hour, as EC2 quotes them: the attempts
@@ -95,7 +98,7 @@ def prices_for(attempt: dict[str, Any]) -> dict[str, Any]:
             "onDemandPrice": None if on_demand is None else str(on_demand)}
 
 
-def record_prices(job: dict[str, Any]) -> list[str]:
+def record_prices(job: Mapping[str, Any]) -> list[str]:
     """Price every attempt of the job that has no prices yet; the instance ids priced now."""
     priced = []
     for index, attempt in enumerate(job.get("attempts", [])):
@@ -125,7 +128,7 @@ def _write_prices(job_id: str, index: int, instance_id: str, values: dict[str, A
     return True
 
 
-def estimate(attempts: list[dict[str, Any]]) -> dict[str, Any]:
+def estimate(attempts: list[jobs.Attempt]) -> dict[str, Any]:
     """The job's cost from its attempts' prices and runtimes (USD; ``None`` where a price is unknown)."""
     spent: Decimal | None = Decimal(0)
     on_demand: Decimal | None = Decimal(0)
@@ -133,8 +136,8 @@ def estimate(attempts: list[dict[str, Any]]) -> dict[str, Any]:
     for attempt in attempts:
         if not attempt.get("launchedAt") or not attempt.get("endedAt"):
             continue
-        seconds = max(MIN_BILLED_SECONDS, round((_time(attempt["endedAt"]) - _time(attempt["launchedAt"]))
-                                                .total_seconds()))
+        runtime = times.parse(attempt["endedAt"]) - times.parse(attempt["launchedAt"])
+        seconds = max(MIN_BILLED_SECONDS, round(runtime.total_seconds()))
         billed += seconds
         hours = Decimal(seconds) / Decimal(3600)
         list_price = _decimal(attempt.get("onDemandPrice"))
@@ -150,19 +153,15 @@ def estimate(attempts: list[dict[str, Any]]) -> dict[str, Any]:
 def record_cost(job_id: str) -> dict[str, Any] | None:
     """Write the ended job's ``cost`` once; returns it (``None`` if not ended or already written)."""
     job = store.get(job_id)
-    if job is None or job["status"] not in jobs.TERMINAL or "cost" in job:
+    if job is None or job["status"] not in statuses.TERMINAL or "cost" in job:
         return None
     if record_prices(job):
         job = store.get(job_id) or job
     cost = estimate(job.get("attempts", []))
     stored = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in cost.items()}
-    written = store.update(job_id, {"cost": stored}, allowed_from=tuple(sorted(jobs.TERMINAL)),
+    written = store.update(job_id, {"cost": stored}, allowed_from=tuple(sorted(statuses.TERMINAL)),
                            condition="attribute_not_exists(cost)")
     return cost if written else None
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -21,7 +21,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, cleanup, cost, jobs, store
+from . import aws, cleanup, cost, jobs, statuses, store
+from .statuses import IN_FLIGHT
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
     found = changes(records)
     published = publish([event_entry(previous, job) for previous, job in found])
     # A job left Scheduled: the sweeper is on from now (a failure here retries the batch).
-    armed = any(job.get("status") in cleanup.IN_FLIGHT and previous not in cleanup.IN_FLIGHT
+    armed = any(job.get("status") in IN_FLIGHT and previous not in IN_FLIGHT
                 for previous, job in found) and cleanup.arm()
     priced: list[str] = []
     costed: list[str] = []
@@ -83,7 +84,7 @@ def on_job_change(records: list[dict[str, Any]]) -> dict[str, Any]:
         try:
             if any("availabilityZone" not in a for a in job.get("attempts", [])):
                 priced += cost.record_prices(job)
-            if job.get("status") in jobs.TERMINAL and "cost" not in job and cost.record_cost(job["jobId"]):
+            if job.get("status") in statuses.TERMINAL and "cost" not in job and cost.record_cost(job["jobId"]):
                 costed.append(job["jobId"])
         except ClientError as exc:
             if aws.refused(exc):

@@ -14,12 +14,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import auth, aws, bootstrap, cleanup, config, jobs, store, workflow
-from .jobs import JobError
+from . import auth, aws, bootstrap, config, jobs, schema, statuses, store, times, workflow
+from .jobs import Job
+from .schema import JobError
 
 log = logging.getLogger(__name__)
 
-FINISHED = {"FinishedOK": jobs.TERMINATED_OK, "FinishedNOK": jobs.TERMINATED_NOK}
+# The statuses a callback reports, and what each becomes once the instance is gone.
+FINISHED = statuses.TERMINATED_AFTER
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f8a3e-52c4-4a47-9d2e-8f0d6c1e7a55")
 # What EC2 answers for an id that names no instance of this account and region.
 NOT_AN_INSTANCE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
@@ -37,7 +39,7 @@ class StartFailed(Exception):
     """The execution could not be started; the job was marked Failed."""
 
 
-def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None) -> tuple[dict[str, Any], bool]:
+def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None) -> tuple[Job, bool]:
     """Validate, store and start one job; returns the stored job and whether it is new.
 
     Everything is validated (user data size included) before anything is written.
@@ -64,7 +66,7 @@ def idempotent_id(caller: str, key: str) -> str:
     return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{caller}\n{key}"))
 
 
-def _store_and_start(job: dict[str, Any], api_url: str) -> dict[str, Any]:
+def _store_and_start(job: Job, api_url: str) -> Job:
     secret, user_data = _user_data(job, api_url)
     job["secretHash"] = auth.hash_secret(secret)
     # Executions are named after their job, so the ARN is known before the start:
@@ -74,7 +76,7 @@ def _store_and_start(job: dict[str, Any], api_url: str) -> dict[str, Any]:
     return _start(job, user_data)
 
 
-def _user_data(job: dict[str, Any], api_url: str) -> tuple[str, str]:
+def _user_data(job: Job, api_url: str) -> tuple[str, str]:
     secret = auth.new_secret()
     try:
         script = bootstrap.render_user_data(job, api_url=api_url, secret=secret,
@@ -84,28 +86,28 @@ def _user_data(job: dict[str, Any], api_url: str) -> tuple[str, str]:
     return secret, bootstrap.encode_user_data(script)
 
 
-def _start(job: dict[str, Any], user_data: str) -> dict[str, Any]:
+def _start(job: Job, user_data: str) -> Job:
     try:
         workflow.start(job, user_data)
     except workflow.AlreadyStarted:
         pass  # a repeat of the same request started it a moment ago
     except (BotoCoreError, ClientError) as exc:
         log.exception("could not start the execution of %s", job["jobId"])
-        store.end_if_not_terminal(job["jobId"], jobs.FAILED, f"could not start the workflow: {exc}",
-                                  jobs.timestamp(jobs.now()))
+        store.end_if_not_terminal(job["jobId"], statuses.FAILED, f"could not start the workflow: {exc}",
+                                  times.timestamp(times.now()))
         raise StartFailed(job["jobId"]) from exc
     return job
 
 
-def _replay(existing: dict[str, Any], job: dict[str, Any], api_url: str) -> dict[str, Any]:
+def _replay(existing: Job, job: Job, api_url: str) -> Job:
     if existing.get("bodyHash") != job["bodyHash"]:
         raise Conflict("Idempotency-Key: was used before with a different body")
-    if existing["status"] != jobs.SCHEDULED or workflow.exists(workflow.execution_arn(existing["jobId"])):
+    if existing["status"] != statuses.SCHEDULED or workflow.exists(workflow.execution_arn(existing["jobId"])):
         return existing
     # The first request stored the job but died before starting it: start it now, with a new secret.
     secret, user_data = _user_data(existing, api_url)
     updated = store.update(existing["jobId"], {"secretHash": auth.hash_secret(secret)},
-                           allowed_from=(jobs.SCHEDULED,))
+                           allowed_from=(statuses.SCHEDULED,))
     return _start(updated, user_data) if updated else get(existing["jobId"])
 
 
@@ -113,7 +115,7 @@ def _body_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def get(job_id: str) -> dict[str, Any]:
+def get(job_id: str) -> Job:
     """The stored job, or :class:`NotFound`."""
     job = store.get(job_id) if _plausible_id(job_id) else None
     if job is None:
@@ -121,7 +123,7 @@ def get(job_id: str) -> dict[str, Any]:
     return job
 
 
-def finish(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
+def finish(job_id: str, authorization: str | None, body: Any) -> Job:
     """The instance reports the container's exit; completes the workflow's task.
 
     A repeat is harmless: the result is recorded once and the token completed
@@ -132,21 +134,21 @@ def finish(job_id: str, authorization: str | None, body: Any) -> dict[str, Any]:
     status, exit_code, instance_id = _callback_body(body)
     if instance_id and job.get("instanceId") and instance_id != job["instanceId"]:
         raise Conflict(f"instanceId {instance_id} is not the job's current instance")
-    if job["status"] in jobs.TERMINAL:
+    if job["status"] in statuses.TERMINAL:
         raise Conflict(f"the job already ended {job['status']}")
     ended = next((a["outcome"] for a in job.get("attempts", []) if a.get("instanceId") == instance_id
                   and a.get("outcome")), None)
     if instance_id and ended:
         raise Conflict(f"the attempt on {instance_id} already ended {ended}")
-    moment = jobs.timestamp(jobs.now())
+    moment = times.timestamp(times.now())
     # A job back to waiting after a Spot interruption takes a result only from
     # its new instance, named in the callback and still current when written.
-    statuses = (jobs.REQUESTED, jobs.RUNNING) + ((jobs.INTERRUPTED,) if instance_id else ())
+    allowed = (statuses.REQUESTED, statuses.RUNNING) + ((statuses.INTERRUPTED,) if instance_id else ())
     recorded = store.update(
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
          "finishedAt": moment, "updatedAt": moment},
-        allowed_from=statuses, expected={"instanceId": instance_id} if instance_id else None,
+        allowed_from=allowed, expected={"instanceId": instance_id} if instance_id else None,
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
         recorded = get(job_id)
@@ -169,22 +171,9 @@ def _as_job_error(exc: ValueError) -> JobError:
 
 
 def _callback_body(body: Any) -> tuple[str, int, str | None]:
-    if not isinstance(body, dict):
-        raise JobError("body", "must be a JSON object")
-    unknown = sorted(set(body) - {"status", "exitCode", "instanceId"})
-    if unknown:
-        raise JobError(unknown[0], "is not a callback field (status, exitCode, instanceId)")
-    status, exit_code = body.get("status"), body.get("exitCode")
-    if status not in FINISHED:
-        raise JobError("status", "must be FinishedOK or FinishedNOK")
-    if isinstance(exit_code, bool) or not isinstance(exit_code, int) or not 0 <= exit_code <= 255:
-        raise JobError("exitCode", "must be a whole number from 0 to 255")
-    if (status == "FinishedOK") != (exit_code == 0):
-        raise JobError("exitCode", "FinishedOK goes with exit code 0, FinishedNOK with any other")
-    instance_id = body.get("instanceId")
-    if instance_id is not None and (not isinstance(instance_id, str) or len(instance_id) > 32):
-        raise JobError("instanceId", "must be an instance id like i-0123456789abcdef0")
-    return status, exit_code, instance_id
+    # The Callback schema says it all, FinishedOK with exit code 0 included.
+    schema.validate(schema.CALLBACK, body)
+    return body["status"], body["exitCode"], body.get("instanceId")
 
 
 def _plausible_id(job_id: str) -> bool:
@@ -192,7 +181,7 @@ def _plausible_id(job_id: str) -> bool:
     return len(job_id) == 36 and all(c in "0123456789abcdef-" for c in job_id)
 
 
-def cancel(job_id: str) -> dict[str, Any]:
+def cancel(job_id: str) -> Job:
     """Cancel in any phase; the workflow terminates whatever instance there is.
 
     A job still waiting for its time is cancelled on the spot (no instance can
@@ -201,16 +190,16 @@ def cancel(job_id: str) -> dict[str, Any]:
     cleanly against whatever step it races with.
     """
     job = get(job_id)
-    moment = jobs.timestamp(jobs.now())
-    waiting = store.update(job_id, {"status": jobs.CANCELLED, "statusReason": "cancelled before its time",
+    moment = times.timestamp(times.now())
+    waiting = store.update(job_id, {"status": statuses.CANCELLED, "statusReason": "cancelled before its time",
                                     "cancelRequested": moment, "updatedAt": moment, "endedAt": moment},
-                           allowed_from=(jobs.SCHEDULED,))
+                           allowed_from=(statuses.SCHEDULED,))
     if waiting is not None:
         workflow.stop(job_id, "cancelled before its time")
         return waiting
     requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
                                       "statusReason": "cancel requested"},
-                             allowed_from=(jobs.REQUESTED, jobs.RUNNING, jobs.INTERRUPTED))
+                             allowed_from=(statuses.REQUESTED, statuses.RUNNING, statuses.INTERRUPTED))
     if requested is None:
         job = get(job_id)
         raise Conflict(f"the job is {job['status']}: it can no longer be cancelled")
@@ -219,11 +208,11 @@ def cancel(job_id: str) -> dict[str, Any]:
     return requested
 
 
-def heartbeat(job_id: str, authorization: str | None) -> dict[str, Any]:
+def heartbeat(job_id: str, authorization: str | None) -> Job:
     """The instance says the container is alive; keeps a job with heartbeatSeconds running."""
     job = get(job_id)
     auth.check_bearer(authorization, job.get("secretHash"))
-    if job["status"] != jobs.RUNNING or not job.get("taskToken"):
+    if job["status"] != statuses.RUNNING or not job.get("taskToken"):
         raise Conflict(f"the job is {job['status']}, not Running")
     if not workflow.heartbeat(job["taskToken"]):
         raise Conflict("the job's run already ended")
@@ -238,23 +227,23 @@ def interrupted(instance_id: str) -> dict[str, Any]:
     """
     job_id = _job_of(instance_id)
     job = store.get(job_id) if job_id else None
-    if job_id is None or job is None or job.get("instanceId") != instance_id or job["status"] in jobs.TERMINAL:
+    if job_id is None or job is None or job.get("instanceId") != instance_id or job["status"] in statuses.TERMINAL:
         return {"instanceId": instance_id, "ignored": True}
     index = next((i for i, a in enumerate(job.get("attempts", [])) if a.get("instanceId") == instance_id), None)
-    moment = jobs.timestamp(jobs.now())
-    values: dict[str, Any] = {"status": jobs.INTERRUPTED, "statusReason": "Spot interruption warning",
+    moment = times.timestamp(times.now())
+    values: dict[str, Any] = {"status": statuses.INTERRUPTED, "statusReason": "Spot interruption warning",
                               "updatedAt": moment}
     if index is not None:
         attempts = job["attempts"]
-        attempts[index] = {**attempts[index], "outcome": "Preempted", "endedAt": moment}
+        attempts[index] = {**attempts[index], "outcome": statuses.PREEMPTED, "endedAt": moment}
         values["attempts"] = attempts
-    updated = store.update(job_id, values, allowed_from=(jobs.REQUESTED, jobs.RUNNING),
+    updated = store.update(job_id, values, allowed_from=(statuses.REQUESTED, statuses.RUNNING),
                            condition="attribute_not_exists(cancelRequested)")
     if updated is None:
         return {"jobId": job_id, "ignored": True}
     if job.get("taskToken"):
         workflow.fail(job["taskToken"], "SpotInterrupted", f"Spot is reclaiming {instance_id}")
-    return {"jobId": job_id, "instanceId": instance_id, "status": jobs.INTERRUPTED}
+    return {"jobId": job_id, "instanceId": instance_id, "status": statuses.INTERRUPTED}
 
 
 def _job_of(instance_id: str) -> str | None:
@@ -272,7 +261,7 @@ def _job_of(instance_id: str) -> str | None:
         log.info("%s is not an instance of this account: %s", instance_id, exc.response["Error"]["Code"])
         return None
     tags = {t["Key"]: t["Value"] for r in reservations for i in r["Instances"] for t in i.get("Tags", [])}
-    if tags.get(cleanup.TAG_STACK) != config.stack_tag():
+    if tags.get(statuses.TAG_STACK) != config.stack_tag():
         log.info("%s is not an instance of this stack", instance_id)
         return None
-    return tags.get(cleanup.TAG_JOB)
+    return tags.get(statuses.TAG_JOB)

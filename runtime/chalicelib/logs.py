@@ -14,21 +14,19 @@ GetLogEvents per stream behave the same in both.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, config
-from .jobs import JobError
+from . import aws, config, pages
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # A job has one stream per attempt (at most 10): bound the listing and the reads all the same.
 MAX_STREAMS = 50
 MAX_READS = 25
+NOT_THIS_JOBS = "is not a token this API handed out for this job"
 
 
 def page(job_id: str, limit: int = DEFAULT_LIMIT, next_token: str | None = None) -> dict[str, Any]:
@@ -40,7 +38,7 @@ def page(job_id: str, limit: int = DEFAULT_LIMIT, next_token: str | None = None)
     group = config.job_log_group()
     streams = stream_names(group, job_id) if group else []
     if stream is not None and stream not in streams:
-        raise JobError("nextToken", "is not a token this API handed out for this job")
+        raise pages.BadToken(NOT_THIS_JOBS)
     events: list[dict[str, Any]] = []
     index = streams.index(stream) if stream is not None else 0
     for _ in range(MAX_READS):
@@ -62,24 +60,22 @@ def page(job_id: str, limit: int = DEFAULT_LIMIT, next_token: str | None = None)
 
 def stream_names(group: str, job_id: str) -> list[str]:
     """The job's streams in the log group, oldest first."""
-    found: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": f"{job_id}/"}
+    found: list[tuple[int, str]] = []  # (creation time, name)
+    answers = aws.logs().get_paginator("describe_log_streams").paginate(
+        logGroupName=group, logStreamNamePrefix=f"{job_id}/", PaginationConfig={"MaxItems": MAX_STREAMS})
     try:
-        while len(found) < MAX_STREAMS:
-            answer = aws.logs().describe_log_streams(**kwargs)
-            found += answer.get("logStreams", [])
-            if not answer.get("nextToken"):
-                break
-            kwargs["nextToken"] = answer["nextToken"]
+        for answer in answers:
+            found += [(s.get("creationTime", 0), s.get("logStreamName", "")) for s in answer.get("logStreams", [])]
     except ClientError as exc:
         if exc.response["Error"]["Code"] == "ResourceNotFoundException":
             return []  # no group yet: nothing was shipped
         raise
-    found.sort(key=lambda s: (s.get("creationTime", 0), s["logStreamName"]))
-    return [s["logStreamName"] for s in found]
+    return [name for _, name in sorted(found)]
 
 
 def _read(group: str, stream: str, limit: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    # GetLogEvents has no paginator, and its paging is not a paginator's: at the end of a
+    # stream it hands back the token it was given, which is how page() knows to move on.
     kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True,
                               "limit": limit}
     if token:
@@ -92,29 +88,20 @@ def _read(group: str, stream: str, limit: int, token: str | None) -> tuple[list[
 
 
 def encode_token(stream: str | None, cw_token: str | None) -> str:
-    """An opaque position: the stream being read and CloudWatch's own token in it."""
-    raw = json.dumps({"s": stream, "t": cw_token}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The page token for a position: the stream being read and CloudWatch's own token in it."""
+    return pages.encode({"s": stream, "t": cw_token})
 
 
 def decode_token(token: str) -> tuple[str | None, str | None]:
-    """The position inside a token from :func:`encode_token`; a ``JobError`` for anything else."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        stream, cw_token = data["s"], data["t"]
-        if set(data) != {"s", "t"} or not all(v is None or isinstance(v, str) for v in (stream, cw_token)):
-            raise ValueError(token)
-        return stream, cw_token
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise JobError("nextToken", "is not a token this API handed out for this job") from None
+    """The position inside a token from :func:`encode_token`; :class:`pages.BadToken` for anything else."""
+    position = pages.decode(token, NOT_THIS_JOBS)
+    stream, cw_token = position.get("s"), position.get("t")
+    if set(position) != {"s", "t"} or not all(v is None or isinstance(v, str) for v in (stream, cw_token)):
+        raise pages.BadToken(NOT_THIS_JOBS)
+    return stream, cw_token
 
 
-def parse_query(params: dict[str, str]) -> tuple[int, str | None]:
-    """``limit`` and ``nextToken`` from the query string, validated."""
-    unknown = sorted(set(params) - {"limit", "nextToken"})
-    if unknown:
-        raise JobError(unknown[0], "is not a query parameter (limit, nextToken)")
-    limit = params.get("limit", str(DEFAULT_LIMIT))
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-        raise JobError("limit", f"must be a whole number from 1 to {MAX_LIMIT}")
-    return int(limit), params.get("nextToken") or None
+def parse_query(params: Mapping[str, str]) -> tuple[int, str | None]:
+    """``limit`` and ``nextToken`` of ``GET /jobs/{jobId}/logs``, validated (a ``JobError`` names the culprit)."""
+    pages.refuse_unknown(params, ("limit", "nextToken"))
+    return pages.limit(params, DEFAULT_LIMIT, MAX_LIMIT), pages.token(params)

@@ -6,22 +6,25 @@ so a duplicate, a late message or a race can never move a job backwards.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from . import aws, config
-from .jobs import TERMINAL
+from . import aws, config, pages
+from .jobs import Attempt, Job
+from .schema import JobError
+from .statuses import STATUSES, TERMINAL, check_write
 
 BY_STATUS = "byStatus"
 BY_TIME = "byTime"
 # Every job carries kind=job so the byTime index lists them all in time order.
 KIND = "job"
+# GET /jobs: a page holds 1 to MAX_LIMIT jobs, DEFAULT_LIMIT unless asked.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -29,10 +32,6 @@ _deserializer = TypeDeserializer()
 
 class AlreadyExists(Exception):
     """A job with that id is already stored."""
-
-
-class BadToken(ValueError):
-    """A ``nextToken`` that this API did not hand out."""
 
 
 def table_definition(name: str) -> dict[str, Any]:
@@ -54,7 +53,7 @@ def table_definition(name: str) -> dict[str, Any]:
     }
 
 
-def to_item(record: dict[str, Any]) -> dict[str, Any]:
+def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """A plain dict as a DynamoDB item (``None`` values are left out)."""
     return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
 
@@ -64,7 +63,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
-def put_new(job: dict[str, Any]) -> None:
+def put_new(job: Job) -> None:
     """Store a new job; :class:`AlreadyExists` if the id is taken (an idempotency key's race)."""
     record = {**job, "kind": KIND, "sortKey": f"{job['scheduledAt']}#{job['jobId']}"}
     try:
@@ -76,22 +75,25 @@ def put_new(job: dict[str, Any]) -> None:
         raise
 
 
-def get(job_id: str) -> dict[str, Any] | None:
+def get(job_id: str) -> Job | None:
     """The stored job, or ``None``."""
     item = aws.dynamodb().get_item(TableName=config.jobs_table(), Key=_key(job_id), ConsistentRead=True)
-    return from_item(item["Item"]) if "Item" in item else None
+    return cast(Job, from_item(item["Item"])) if "Item" in item else None
 
 
 def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...] = (),
            not_in: tuple[str, ...] = (), condition: str = "", expected: dict[str, Any] | None = None,
-           remove: tuple[str, ...] = ()) -> dict[str, Any] | None:
+           remove: tuple[str, ...] = ()) -> Job | None:
     """Set ``values`` on the job if its status is in ``allowed_from`` (and not in ``not_in``).
 
     ``condition`` is extra DynamoDB condition text without placeholders (for
     example ``attribute_not_exists(cancelRequested)``); ``expected`` maps
     attributes to the values they must still have. Returns the job as
-    written, or ``None`` when the condition refused the write.
+    written, or ``None`` when the condition refused the write. A guard that
+    would let the write make a move the statuses' table does not allow is a
+    ``ValueError`` before anything is sent.
     """
+    check_write(values.get("status"), allowed_from, not_in)
     names = {f"#f{i}": k for i, k in enumerate(values)}
     attr_values = {f":v{i}": _serializer.serialize(v) for i, v in enumerate(values.values())}
     expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
@@ -103,7 +105,7 @@ def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...]
                                        ("n", not_in, "NOT (#status IN ({}))")):
         if statuses:
             names["#status"] = "status"
-            placeholders = {f":{prefix}{i}": {"S": s} for i, s in enumerate(statuses)}
+            placeholders: dict[str, Any] = {f":{prefix}{i}": {"S": s} for i, s in enumerate(statuses)}
             attr_values.update(placeholders)
             conditions.append(template.format(", ".join(placeholders)))
     for i, (attribute, value) in enumerate((expected or {}).items()):
@@ -121,11 +123,11 @@ def update(job_id: str, values: dict[str, Any], *, allowed_from: tuple[str, ...]
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
-    return from_item(result["Attributes"])
+    return cast(Job, from_item(result["Attributes"]))
 
 
 def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str,
-                        attempts: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+                        attempts: list[Attempt] | None = None) -> Job | None:
     """Move the job to a terminal status unless it already has one (optionally closing its attempts)."""
     values: dict[str, Any] = {"status": status, "statusReason": reason, "updatedAt": moment, "endedAt": moment}
     if attempts is not None:
@@ -133,12 +135,58 @@ def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str,
     return update(job_id, values, not_in=tuple(sorted(TERMINAL)), remove=("taskToken",))
 
 
+def parse_query(params: Mapping[str, str]) -> tuple[str | None, int, str | None]:
+    """``status``, ``limit`` and ``nextToken`` of ``GET /jobs``, validated (a ``JobError`` names the culprit)."""
+    pages.refuse_unknown(params, ("status", "limit", "nextToken"))
+    status = params.get("status")
+    if status is not None and status not in STATUSES:
+        raise JobError("status", f"must be one of {', '.join(STATUSES)}")
+    return status, pages.limit(params, DEFAULT_LIMIT, MAX_LIMIT), pages.token(params)
+
+
 def list_jobs(status: str | None, limit: int, next_token: str | None,
-              due_before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+              due_before: str | None = None) -> tuple[list[Job], str | None]:
     """One page of jobs, newest scheduledAt first, from an index (never a table scan).
 
     ``due_before`` (with a status) keeps to jobs scheduled before that moment.
+    This is the API's own page (Limit and ExclusiveStartKey), so it is one
+    Query call rather than a paginator; :func:`each_job` reads them all.
     """
+    args = _query(status, due_before)
+    if next_token:
+        args["ExclusiveStartKey"] = decode_token(next_token, args["IndexName"])
+    page = aws.dynamodb().query(**args, Limit=limit)
+    last = page.get("LastEvaluatedKey")
+    return [cast(Job, from_item(i)) for i in page["Items"]], (encode_token(last, args["IndexName"]) if last else None)
+
+
+def each_job(status: str, due_before: str | None = None, page_size: int = 100) -> Iterator[Job]:
+    """Every job with the status, newest scheduledAt first, read a page at a time as it is consumed."""
+    paginator = aws.dynamodb().get_paginator("query")
+    for page in paginator.paginate(**_query(status, due_before), PaginationConfig={"PageSize": page_size}):
+        for item in page["Items"]:
+            yield cast(Job, from_item(item))
+
+
+def encode_token(key: dict[str, Any], index: str) -> str:
+    """The page token for the next ``list_jobs`` call: the index and the start key."""
+    return pages.encode({"i": index, "k": key})
+
+
+def decode_token(token: str, index: str) -> dict[str, Any]:
+    """The start key inside a page token; :class:`pages.BadToken` if it is not one of ours for this list."""
+    position = pages.decode(token)
+    key = position.get("k")
+    expected = {"jobId", "sortKey", "status" if index == BY_STATUS else "kind"}
+    if position.get("i") != index or not isinstance(key, dict) or set(key) != expected:
+        raise pages.BadToken()
+    if not all(isinstance(v, dict) and isinstance(v.get("S"), str) and len(v) == 1 for v in key.values()):
+        raise pages.BadToken()
+    return dict(key)
+
+
+def _query(status: str | None, due_before: str | None) -> dict[str, Any]:
+    # The Query arguments for jobs of one status (byStatus) or of any (byTime), newest first.
     if status:
         index, key_condition, values = BY_STATUS, "#p = :p", {":p": {"S": status}}
         names = {"#p": "status"}
@@ -148,38 +196,8 @@ def list_jobs(status: str | None, limit: int, next_token: str | None,
     else:
         index, key_condition, values = BY_TIME, "#p = :p", {":p": {"S": KIND}}
         names = {"#p": "kind"}
-    args: dict[str, Any] = {
-        "TableName": config.jobs_table(), "IndexName": index, "KeyConditionExpression": key_condition,
-        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
-        "ScanIndexForward": False, "Limit": limit,
-    }
-    if next_token:
-        args["ExclusiveStartKey"] = decode_token(next_token, index)
-    page = aws.dynamodb().query(**args)
-    last = page.get("LastEvaluatedKey")
-    return [from_item(i) for i in page["Items"]], (encode_token(last, index) if last else None)
-
-
-def encode_token(key: dict[str, Any], index: str) -> str:
-    """An opaque page token for the next ``list_jobs`` call."""
-    raw = json.dumps({"i": index, "k": key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_token(token: str, index: str) -> dict[str, Any]:
-    """The start key inside a page token; :class:`BadToken` if it is not one of ours for this list."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        key = data["k"]
-        expected = {"jobId", "sortKey", "status" if index == BY_STATUS else "kind"}
-        if data["i"] != index or set(key) != expected:
-            raise BadToken(token)
-        if not all(isinstance(v, dict) and isinstance(v.get("S"), str) and len(v) == 1 for v in key.values()):
-            raise BadToken(token)
-        return dict(key)
-    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
-        raise BadToken(token) from None
+    return {"TableName": config.jobs_table(), "IndexName": index, "KeyConditionExpression": key_condition,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ScanIndexForward": False}
 
 
 def _key(job_id: str) -> dict[str, Any]:

@@ -11,15 +11,17 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, jobs, workflow
+from . import aws, times, workflow
+from .jobs import Job
 
 # Every loop in the workflow is bounded, so a history is at most a few thousand
 # events; a page holds 1000.
-MAX_PAGES = 30
+PAGE_SIZE = 1000
+MAX_EVENTS = 30 * PAGE_SIZE
 MAX_STATES = 1000
 
 
-def of(job: dict[str, Any]) -> dict[str, Any]:
+def of(job: Job) -> dict[str, Any]:
     """``{"jobId", "executionArn", "executionStatus", "states": [...], "truncated"}`` for the job.
 
     Each state is ``{"name", "enteredAt", "exitedAt", "seconds"}``; a state the
@@ -27,7 +29,7 @@ def of(job: dict[str, Any]) -> dict[str, Any]:
     """
     arn = job.get("executionArn") or workflow.execution_arn(job["jobId"])
     events, status = _history(arn)
-    states = states_from(events, now=jobs.now())
+    states = states_from(events, now=times.now())
     return {"jobId": job["jobId"], "executionArn": arn if status else None, "executionStatus": status,
             "states": states[:MAX_STATES], "truncated": len(states) > MAX_STATES}
 
@@ -46,8 +48,8 @@ def states_from(events: list[dict[str, Any]], now: datetime) -> list[dict[str, A
             name = event["stateExitedEventDetails"]["name"]
             if name in open_states:
                 open_states.pop(name)["exited"] = moment
-    return [{"name": s["name"], "enteredAt": jobs.timestamp(s["entered"]),
-             "exitedAt": jobs.timestamp(s["exited"]) if s["exited"] else None,
+    return [{"name": s["name"], "enteredAt": times.timestamp(s["entered"]),
+             "exitedAt": times.timestamp(s["exited"]) if s["exited"] else None,
              "seconds": round(((s["exited"] or now) - s["entered"]).total_seconds(), 3)}
             for s in states]
 
@@ -61,13 +63,10 @@ def _history(arn: str) -> tuple[list[dict[str, Any]], str | None]:
             return [], None  # never started (the job failed to start, or was cancelled first)
         raise
     events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000, "includeExecutionData": False}
-    for _ in range(MAX_PAGES):
-        page = sfn.get_execution_history(**kwargs)
-        events += page["events"]
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    pages = sfn.get_paginator("get_execution_history").paginate(
+        executionArn=arn, includeExecutionData=False, PaginationConfig={"PageSize": PAGE_SIZE, "MaxItems": MAX_EVENTS})
+    for page in pages:
+        events += [dict(event) for event in page["events"]]
     return events, status
 
 

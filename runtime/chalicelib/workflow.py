@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, config
+from . import aws, config, times
+from .jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,12 @@ _STALE_TOKEN = {"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "ExecutionDo
 MAX_EVENTS = 25_000
 # History events of one pass of each loop, on its longest path (a Task state records five,
 # a Pass, Choice or Wait state two): back off, count, create the launch template version,
-# request, delete it, read the fleet's errors; wait, count, check running, check pending.
+# request, delete it, read the fleet's errors; wait, count, check the instance, read its state.
 EVENTS_PER_REQUEST = 32
-EVENTS_PER_POLL = 18
+EVENTS_PER_POLL = 11
 
 
-def execution_input(job: dict[str, Any], user_data: str) -> dict[str, Any]:
+def execution_input(job: Job, user_data: str) -> dict[str, Any]:
     """The input of the job's execution (``user_data`` is base64)."""
     poll, backoff = config.poll_seconds(), config.backoff_seconds()
     spot_requests = max(1, math.ceil(config.provisioning_seconds() / backoff))
@@ -68,7 +68,7 @@ class AlreadyStarted(Exception):
     """The job's execution exists already (started with another input)."""
 
 
-def start(job: dict[str, Any], user_data: str) -> str:
+def start(job: Job, user_data: str) -> str:
     """Start the job's execution, named after the job; returns its ARN.
 
     Starting again with the same name and input is idempotent in Step Functions;
@@ -136,11 +136,10 @@ def _call(method: Any, **kwargs: Any) -> bool:
     return True
 
 
-def _requests_before_deadline(job: dict[str, Any], backoff: int) -> int:
+def _requests_before_deadline(job: Job, backoff: int) -> int:
     # Spot is sought only while the job could still finish by finishBy on it;
     # after that the workflow falls back to on-demand.
-    scheduled = datetime.fromisoformat(job["scheduledAt"].replace("Z", "+00:00"))
-    finish_by = datetime.fromisoformat(job["finishBy"].replace("Z", "+00:00"))
+    scheduled, finish_by = times.parse(job["scheduledAt"]), times.parse(job["finishBy"])
     slack = (finish_by - scheduled).total_seconds() - job["maxRuntimeSeconds"] - config.boot_seconds()
     return max(1, math.floor(slack / backoff) + 1) if slack > 0 else 1
 

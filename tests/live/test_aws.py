@@ -24,11 +24,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from chalicelib.statuses import TAG_STACK
 from jobscheduler.client import TERMINAL, Client
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUT = ROOT / "input"
-STACK_TAG_KEY = "jobscheduler:stack"
 # A Spot instance boots, pulls and runs in a few minutes; a deploy or destroy takes longer.
 JOB_MINUTES = 15
 CDK_MINUTES = 40
@@ -59,7 +59,7 @@ class Deployed:
     def live_instances(self) -> list[str]:
         """Instances of this stack that are not terminated or terminating."""
         pages = boto3.client("ec2").get_paginator("describe_instances").paginate(Filters=[
-            {"Name": f"tag:{STACK_TAG_KEY}", "Values": [self.name]},
+            {"Name": f"tag:{TAG_STACK}", "Values": [self.name]},
             {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}])
         return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
