@@ -5,18 +5,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from infra import definition, diagram
+from infra import definition
+from jobscheduler import diagram
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_workflow_diagram_matches_the_asl_file():
-    """The README's diagram is the one drawn from the ASL file (refresh: python -m infra.diagram --write)."""
+    """The README's diagram is the one drawn from the ASL file (refresh: python -m jobscheduler.diagram --write)."""
     assert diagram.readme_block() == diagram.block()
 
 
 def test_statuses_table_matches_the_statuses_module():
-    """The README's statuses table is the one drawn from chalicelib.statuses (refresh: python -m infra.diagram
+    """The README's statuses table is the one drawn from chalicelib.statuses (refresh: python -m jobscheduler.diagram
     --write)."""
     assert diagram.readme_block(diagram.STATUSES_BEGIN, diagram.STATUSES_END) == diagram.statuses_block()
 

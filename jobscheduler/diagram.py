@@ -1,7 +1,7 @@
 """What the README draws from the code: the workflow as a Mermaid flowchart (from the ASL file) and
 the table of statuses (from ``chalicelib.statuses``).
 
-``python -m infra.diagram`` prints the flowchart; ``python -m infra.diagram --write``
+``python -m jobscheduler.diagram`` prints the flowchart; ``python -m jobscheduler.diagram --write``
 refreshes both README blocks between their markers. A test fails when they drift.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as `python -m infra.diagram`, only the project is on sys.path: add runtime/ (for `chalicelib`).
+# Run as `python -m jobscheduler.diagram`, only the project is on sys.path: add runtime/ (for `chalicelib`).
 if str(ROOT / "runtime") not in sys.path:
     sys.path.insert(0, str(ROOT / "runtime"))
 
