@@ -262,6 +262,7 @@ def test_local_once_runs_hello_world_and_exits_zero():
     assert time.monotonic() - started < 60
     assert f"API: http://127.0.0.1:{api_port}" in output
     assert f"AWS endpoint: http://127.0.0.1:{aws_port}" in output
+    assert "IAM is not enforced locally" in output and "UserWarning" not in output  # the stack's words, not chalice's
     statuses = [line.split()[1] for line in output.splitlines() if line[:2].isdigit() and line[2:3] == ":"]
     assert statuses[0] == "Scheduled" and statuses[-1] == "TerminatedOK"
     assert {"Running", "FinishedOK"} <= set(statuses)
