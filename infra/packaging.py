@@ -55,22 +55,31 @@ def pin_runtime(api: Chalice, runtime: str, source_dir: Path) -> None:
     if runtime not in SUPPORTED_LAMBDA_RUNTIMES:
         raise ValueError(f"Lambda runtime {runtime!r} is not one of {', '.join(SUPPORTED_LAMBDA_RUNTIMES)}")
     local = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    listed = source_dir / "requirements.txt"
-    lines = listed.read_text().splitlines() if listed.exists() else []
-    requirements = [line.split("#", 1)[0].strip() for line in lines]
-    built = [r for r in requirements if r and not _pure_python(r)]
+    built = [r for r in requirements(source_dir) if not _pure_python(r)]
     if local != runtime and built:
-        raise ValueError(f"{listed} lists {', '.join(built)}, which chalice builds for {local}; synthesise with "
+        raise ValueError(f"{source_dir / 'requirements.txt'} lists {', '.join(built)}, which chalice builds for "
+                         f"{local}; synthesise with "
                          f"the runtime's Python ({runtime}), or use pure-Python packages (any Python runs those)")
     for function in sam_resources(api, "AWS::Serverless::Function"):
         function.add_property_override("Runtime", runtime)
 
 
+def requirements(source_dir: Path) -> list[str]:
+    """The requirements the app's ``requirements.txt`` lists (comments and blank lines left out)."""
+    listed = source_dir / "requirements.txt"
+    lines = listed.read_text().splitlines() if listed.exists() else []
+    return [r for r in (line.split("#", 1)[0].strip() for line in lines) if r]
+
+
+def distribution_name(requirement: str) -> str:
+    """The distribution a requirement line names (``fastjsonschema>=2.21,<3`` -> ``fastjsonschema``)."""
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+
+
 def _pure_python(requirement: str) -> bool:
     """Whether the installed distribution a requirement names is pure Python (its wheel runs on any Python)."""
-    name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
     try:
-        wheel = metadata.distribution(name).read_text("WHEEL") or ""
+        wheel = metadata.distribution(distribution_name(requirement)).read_text("WHEEL") or ""
     except metadata.PackageNotFoundError:
         return False
     return "Root-Is-Purelib: true" in wheel

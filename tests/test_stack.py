@@ -744,7 +744,6 @@ def test_lambda_package_carries_the_runtime_requirements(synth: Synth) -> None:
     (package,) = [p for p in synth.outdir.glob("asset.*.zip")]
     names = set(zipfile.ZipFile(package).namelist())
     assert {"app.py", "chalicelib/schema.py", "chalicelib/openapi.json", "chalicelib/bootstrap.sh"} <= names
-    listed = [line.split("#", 1)[0].strip() for line in (RUNTIME_DIR / "requirements.txt").read_text().splitlines()]
-    for requirement in filter(None, listed):
-        module = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].replace("-", "_")
+    for requirement in packaging.requirements(RUNTIME_DIR):
+        module = packaging.distribution_name(requirement).replace("-", "_")
         assert f"{module}/__init__.py" in names, f"{requirement} is not in the Lambda package"
