@@ -340,6 +340,30 @@ def _when(value: str) -> str | None:
     return value
 
 
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the console on 127.0.0.1.")] = 8080,
+    api_url: ApiOption = None,
+    stack: StackOption = api.DEFAULT_STACK,
+    region: RegionOption = None,
+) -> None:
+    """Serve the web console on 127.0.0.1: jobs, their workflow graph, logs and cost; schedule and cancel.
+
+    The console forwards the page's calls to the API, signed with your AWS credentials when the API is
+    in AWS (the same rules as every other command); the browser never holds them.
+    """
+    from jobscheduler.ui import server
+
+    client = _connect(api_url, stack, region)
+    try:
+        server.serve(client, port, lambda url: _console().print(
+            f"Console: {url}  (API: {client.base_url}; Ctrl-C stops)", markup=False))
+    except server.PortTaken as exc:
+        _fail(str(exc), api.USAGE)
+    except KeyboardInterrupt:
+        pass
+
+
 @local_app.callback(invoke_without_command=True)
 def local(
     ctx: typer.Context,
@@ -347,12 +371,14 @@ def local(
     aws_port: int = typer.Option(5000, help="Port of the emulated AWS endpoint (moto) on 127.0.0.1."),
     once: bool = typer.Option(False, "--once", help="Run the hello-world job, then stop; exit 0 only if TerminatedOK."),
     demo: bool = typer.Option(True, help="Schedule input/hello-world.json after start-up and follow it."),
+    console_port: int = typer.Option(8080, help="Port of the web console on 127.0.0.1 (another if taken)."),
 ) -> None:
-    """Start the whole system on this machine: emulated AWS, the API, and an instance emulator."""
+    """Start the whole system on this machine: emulated AWS, the API, an instance emulator and the web console."""
     if ctx.invoked_subcommand is not None:
         return
     main = _local_stack()
-    raise typer.Exit(main.serve(api_port, aws_port, once=once, demo_job=demo, console=_console()))
+    raise typer.Exit(main.serve(api_port, aws_port, once=once, demo_job=demo, console=_console(),
+                                console_port=console_port))
 
 
 @local_app.command()

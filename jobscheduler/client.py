@@ -141,18 +141,24 @@ class Client:
                 headers: dict[str, str] | None = None) -> dict[str, Any]:
         """Send one request (signed if needed); the JSON answer, or an :class:`ApiError`."""
         data = json.dumps(body).encode() if body is not None else b""
-        all_headers = {"Accept": "application/json", **(headers or {})}
+        all_headers = dict(headers or {})
         if body is not None:
             all_headers["Content-Type"] = "application/json"
+        return _answer(method, path, self.send(method, path, params=params, data=data, headers=all_headers))
+
+    def send(self, method: str, path: str, *, params: dict[str, str] | None = None, data: bytes = b"",
+             headers: dict[str, str] | None = None) -> requests.Response:
+        """Send one request as given (signed if needed): the HTTP answer, whatever its status (the console
+        forwards it as is); an :class:`ApiError` only when the API cannot be reached."""
+        all_headers = {"Accept": "application/json", **(headers or {})}
         prepared = requests.Request(method, self.base_url + path, params=params, data=data or None,
                                     headers=all_headers).prepare()
         if self.sign:
             prepared.headers.update(self._signature(method, prepared.url or "", data, all_headers))
         try:
-            response = self._http.send(prepared, timeout=self.timeout)
+            return self._http.send(prepared, timeout=self.timeout)
         except requests.RequestException as exc:
             raise ApiError(f"could not reach the API at {self.base_url}: {exc}") from None
-        return _answer(method, path, response)
 
     def _signature(self, method: str, url: str, data: bytes, headers: dict[str, str]) -> dict[str, str]:
         import boto3

@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "runtime") not in sys.path:
     sys.path.insert(0, str(ROOT / "runtime"))
 
-from chalicelib import statuses  # noqa: E402
 from infra import definition  # noqa: E402
 
 README = ROOT / "README.md"
@@ -43,6 +42,8 @@ def block() -> str:
 
 def statuses_table() -> str:
     """Each status, what it means and what it may become (``statuses.TRANSITIONS``), as Markdown."""
+    from chalicelib import statuses  # the runtime's, absent from an installed package: the console needs only mermaid()
+
     lines = ["| status | means | may become |", "|---|---|---|"]
     for status in statuses.STATUSES:
         lines.append(f"| `{status}` | {statuses.MEANINGS[status]} | {_may_become(status)} |")
@@ -74,6 +75,8 @@ def write() -> None:
 
 
 def _may_become(status: str) -> str:
+    from chalicelib import statuses
+
     moves = statuses.TRANSITIONS[status]
     if not moves:
         return "nothing (terminal)"
@@ -83,8 +86,12 @@ def _may_become(status: str) -> str:
     return f"{', '.join(named)}; or {end}" if named else end
 
 
-def _id(name: str) -> str:
+def node_id(name: str) -> str:
+    """The flowchart's node id of a state (the console marks nodes by it)."""
     return re.sub(r"\W", "", name)
+
+
+_id = node_id
 
 
 def _shape(name: str, state: dict[str, Any]) -> str:

@@ -19,12 +19,13 @@ def _interrupted(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
-def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: Console) -> int:
+def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: Console,
+          console_port: int = 8080) -> int:
     """Start the stack, run the demo job, then serve until Ctrl-C (or stop, with ``once``).
 
     Exit status: with ``once``, 0 only if the job ended TerminatedOK; 2 if a port is taken.
     """
-    stack = LocalStack(api_port, aws_port, console)
+    stack = LocalStack(api_port, aws_port, console, ui_port=console_port)
     # Explicitly, since a shell starts background jobs with SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupted)
     signal.signal(signal.SIGTERM, _interrupted)
@@ -63,6 +64,7 @@ def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: 
 def _banner(stack: LocalStack, console: Console) -> None:
     console.print(f"API: {stack.api_url}", markup=False)
     console.print(f"AWS endpoint: {stack.aws_endpoint}", markup=False)
+    console.print(f"Console: {stack.ui_url}", markup=False)
     console.print("  any AWS client works against it: any credentials, region us-east-1", markup=False)
     console.print("[yellow]IAM is not enforced locally[/yellow]: the API's IAM (SigV4) auth is not checked "
                   "and moto allows every call.")

@@ -45,6 +45,8 @@ class LocalStack:
     _emulator: InstanceEmulator | None = None
     _events: EventDispatcher | None = None
     _job_events: JobEventsWiring | None = None
+    ui_port: int = 8080  # the web console's; another is taken when this one is in use
+    ui_url: str = ""
 
     @property
     def api_url(self) -> str:
@@ -67,6 +69,7 @@ class LocalStack:
             self._start_api()
             self._start_instances()
             self._start_events()
+            self._start_console()
         except BaseException:
             self.stop()
             raise
@@ -131,6 +134,15 @@ class LocalStack:
                                   runtime.app_module(), self.console)
         changes.start()
         self._stops.append(changes.stop)
+
+    def _start_console(self) -> None:
+        from jobscheduler.client import Client
+        from jobscheduler.ui.server import ConsoleServer
+
+        server = ConsoleServer(Client(self.api_url), self.ui_port, any_port_if_taken=True)
+        server.start()
+        self._stops.append(server.stop)
+        self.ui_url = server.url
 
     def admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """The ``/_local/`` control routes: ``POST /_local/interrupt/{instanceId}``."""

@@ -1,0 +1,269 @@
+// The console's pages as Alpine components. Everything goes through /api/ (the console's server forwards it to
+// the jobscheduler API); the workflow's drawing comes from /console/workflow.json (job.asl.json as Mermaid).
+"use strict";
+
+const TERMINAL = ["TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"];
+const PAGE_SIZE = 20;
+const POLL_MS = 1000;
+
+async function api(method, path, body) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  try {
+    const response = await fetch("/api" + path, init);
+    return { ok: response.ok, status: response.status, body: await response.json() };
+  } catch (error) {
+    return { ok: false, status: 0, body: { Message: "the console's server did not answer: " + error } };
+  }
+}
+
+// Polls `step` now and every POLL_MS until it returns true or the component leaves the page.
+function poll(component, step) {
+  let stopped = false;
+  const tick = async () => {
+    if (stopped || !component.$root.isConnected) return;
+    const done = await step();
+    if (!done) setTimeout(tick, POLL_MS);
+  };
+  tick();
+  return () => { stopped = true; };
+}
+
+const when = (t) => (t ? t.replace("T", " ").replace(/(\.\d+)?Z$/, "") : "-");
+const usd = (n) => (n === null || n === undefined ? "-" : "$" + Number(n).toFixed(n < 0.01 ? 6 : 4));
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "-";
+  if (seconds < 10) return seconds.toFixed(2) + " s";
+  if (seconds < 60) return seconds.toFixed(1) + " s";
+  const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
+  if (m < 60) return `${m} min ${String(s).padStart(2, "0")} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+}
+
+// Minutes ahead of UTC that `zone` is at the wall-clock time `wall` ("2026-12-01T09:30:00").
+function zoneOffset(zone, wall) {
+  const guess = Date.parse(wall + "Z");
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(guess));
+  const v = Object.fromEntries(parts.map((p) => [p.type, Number(p.value)]));
+  return (Date.UTC(v.year, v.month - 1, v.day, v.hour, v.minute, v.second) - guess) / 60000;
+}
+
+function rfc3339(wall, zone) {
+  const full = wall.length === 16 ? wall + ":00" : wall;
+  const offset = zoneOffset(zone, full), a = Math.abs(offset);
+  const hhmm = String(Math.floor(a / 60)).padStart(2, "0") + ":" + String(a % 60).padStart(2, "0");
+  return full + (offset < 0 ? "-" : "+") + hhmm;
+}
+
+document.addEventListener("alpine:init", () => {
+  const Alpine = window.Alpine;
+  const helpers = { when, usd, duration };
+
+  Alpine.data("router", () => ({
+    page: "jobs", jobId: null,
+    init() { this.route(); window.addEventListener("hashchange", () => this.route()); },
+    // Every change of address starts the page afresh (from one job's page to another's too).
+    route() {
+      const hash = location.hash.replace(/^#\/?/, "");
+      const job = hash.match(/^jobs\/([A-Za-z0-9-]+)$/);
+      this.page = null;
+      this.$nextTick(() => {
+        this.jobId = job ? job[1] : null;
+        this.page = job ? "job" : hash === "new" ? "new" : "jobs";
+      });
+    },
+  }));
+
+  Alpine.data("jobsPage", () => ({
+    ...helpers, jobs: [], statuses: [], status: "", tokens: [null], pageIndex: 0, nextToken: null,
+    error: "", loaded: false,
+    async init() {
+      const doc = await api("GET", "/openapi.json");
+      if (doc.ok) this.statuses = doc.body.components.schemas.Status.enum || [];
+      this.stop = poll(this, async () => { await this.load(); return false; });
+    },
+    destroy() { this.stop && this.stop(); },
+    async load() {
+      const query = new URLSearchParams({ limit: PAGE_SIZE });
+      if (this.status) query.set("status", this.status);
+      if (this.tokens[this.pageIndex]) query.set("nextToken", this.tokens[this.pageIndex]);
+      const r = await api("GET", "/jobs?" + query);
+      this.error = r.ok ? "" : r.body.Message;
+      if (r.ok) { this.jobs = r.body.jobs; this.nextToken = r.body.nextToken; this.loaded = true; }
+    },
+    filter() { this.tokens = [null]; this.pageIndex = 0; this.load(); },
+    next() { this.tokens[this.pageIndex + 1] = this.nextToken; this.pageIndex++; this.load(); },
+    previous() { this.pageIndex--; this.load(); },
+    instanceType(job) {
+      const last = (job.attempts || []).at(-1);
+      return last && last.instanceType ? last.instanceType : "-";
+    },
+    runtime(job) {
+      if (!job.runningAt) return "-";
+      const end = job.finishedAt || job.endedAt;
+      return duration(((end ? Date.parse(end) : Date.now()) - Date.parse(job.runningAt)) / 1000);
+    },
+  }));
+
+  Alpine.data("jobPage", (jobId) => ({
+    ...helpers, job: null, states: [], passed: [], current: null, logs: [], error: "", graphText: "",
+    workflow: null, drawn: "",
+    init() {
+      let logToken = null, ended = false;
+      this.stop = poll(this, async () => {
+        const [job, timeline] = await Promise.all([api("GET", `/jobs/${jobId}`), api("GET", `/jobs/${jobId}/timeline`)]);
+        if (!job.ok) { this.error = job.body.Message; return job.status === 404; }
+        this.job = job.body;
+        if (timeline.ok) await this.draw(timeline.body);
+        // Read the logs until an empty page once the job has ended: then nothing more can come.
+        for (;;) {
+          const page = await api("GET", `/jobs/${jobId}/logs?` + new URLSearchParams(logToken ? { nextToken: logToken } : {}));
+          if (!page.ok) break;
+          logToken = page.body.nextToken;
+          this.logs.push(...page.body.events.map((e) => e.message));
+          if (!page.body.events.length) break;
+        }
+        const done = ended && "cost" in this.job;
+        ended = TERMINAL.includes(this.job.status);
+        return done;
+      });
+    },
+    destroy() { this.stop && this.stop(); },
+    cancellable() { return this.job && !TERMINAL.includes(this.job.status) && !this.job.cancelRequested; },
+    async cancel() {
+      this.$refs.confirm.close();
+      const r = await api("POST", `/jobs/${jobId}/cancel`);
+      if (r.ok) this.job = r.body; else this.error = r.body.Message;
+    },
+    fields() {
+      const j = this.job, rows = [["Job id", j.jobId], ["Image", j.image], ["Scheduled (UTC)", when(j.scheduledAt)]];
+      if (j.command) rows.push(["Command", JSON.stringify(j.command)]);
+      for (const [name, value] of Object.entries(j.env || {})) rows.push(["env " + name, value]);
+      for (const [name, ref] of Object.entries(j.secrets || {})) rows.push(["secret " + name, "from " + ref]);
+      rows.push(["Instance types", (j.instanceTypes || []).join(", ")], ["Capacity", j.capacity],
+        ["Max runtime", duration(j.maxRuntimeSeconds)], ["Max attempts", j.maxAttempts]);
+      if (j.heartbeatSeconds) rows.push(["Heartbeat", duration(j.heartbeatSeconds)]);
+      if (j.finishBy) rows.push(["Finish by (UTC)", when(j.finishBy)]);
+      if (j.exitCode !== undefined && j.exitCode !== null) rows.push(["Exit code", j.exitCode]);
+      for (const key of ["createdAt", "requestedAt", "runningAt", "finishedAt", "endedAt", "cancelRequested"]) {
+        if (j[key]) rows.push([key + " (UTC)", when(j[key])]);
+      }
+      if (j.executionArn) rows.push(["Execution", j.executionArn]);
+      return rows;
+    },
+    costText() {
+      const c = this.job.cost;
+      if (!c) return TERMINAL.includes(this.job.status) ? "being computed" : "known once the job ends";
+      if (c.estimated === null) return "unknown (no price for this instance type)";
+      let text = `${usd(c.estimated)} estimated for ${duration(c.billedSeconds)} of instance time`;
+      if (c.saving !== null) text += `; ${usd(c.saving)} (${c.savingPercent || 0} %) less than On-Demand (${usd(c.onDemand)})`;
+      return text;
+    },
+    // The flowchart from job.asl.json, its passed states and the current one given their own classes.
+    async draw(timeline) {
+      this.states = timeline.states;
+      const running = timeline.executionStatus === "RUNNING";
+      const last = timeline.states.at(-1);
+      this.current = running && last && !last.exitedAt ? last.name : null;
+      this.passed = [...new Set(timeline.states.map((s) => s.name).filter((n) => n !== this.current))];
+      this.graphText = "passed: " + (this.passed.join(", ") || "none") + (this.current ? "; now in " + this.current : "");
+      if (!this.workflow) {
+        const r = await fetch("/console/workflow.json");
+        this.workflow = await r.json();
+        window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "neutral" });
+      }
+      const ids = (names) => names.map((n) => this.workflow.ids[n]).filter(Boolean).join(",");
+      let text = this.workflow.mermaid + "\n    classDef passed fill:#c8f0cf,stroke:#1b7a2e,stroke-width:2px" +
+        "\n    classDef current fill:#ffe08a,stroke:#9a5b00,stroke-width:4px";
+      if (this.passed.length) text += "\n    class " + ids(this.passed) + " passed";
+      if (this.current) text += "\n    class " + ids([this.current]) + " current";
+      if (text === this.drawn) return;
+      this.drawn = text;
+      const { svg } = await window.mermaid.render("workflow-" + Date.now(), text);
+      const target = this.$root.querySelector("#graph");
+      if (target) target.innerHTML = svg;
+    },
+  }));
+
+  Alpine.data("newJobPage", () => ({
+    fields: [], values: {}, zones: {}, errors: {}, error: "", busy: false,
+    timeZones: Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : ["UTC"],
+    async init() {
+      const doc = await api("GET", "/openapi.json");
+      if (!doc.ok) { this.error = doc.body.Message; return; }
+      const schema = doc.body.components.schemas.JobBody;
+      const here = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+      if (!this.timeZones.includes(here)) this.timeZones = [here, ...this.timeZones];
+      this.fields = Object.entries(schema.properties).map(([name, p]) => this.field(name, p, schema.required || []));
+      for (const f of this.fields) { this.values[f.name] = ""; if (f.kind === "time") this.zones[f.name] = here; }
+    },
+    // One control per schema property: its type says which.
+    field(name, p, required) {
+      const types = [].concat(p.type);
+      const kind = p.enum ? "select" : p.format === "date-time" ? "time" : types.includes("integer") ? "number"
+        : types.includes("array") ? "lines" : types.includes("object") ? "lines" : "text";
+      const map = types.includes("object"), list = types.includes("array");
+      let help = p.description || (p.items && p.items.description) || "";
+      if (map) help += " One NAME=value per line.";
+      if (list) help += " One item per line.";
+      if (p.default !== undefined) help += ` Default: ${p.default}.`;
+      if (kind === "time") help += " Empty: now.";
+      const label = name.replace(/([A-Z])/g, " $1").replace(/^./, (c) => c.toUpperCase());
+      return { name, label, kind, map, list, required: required.includes(name), options: p.enum,
+        placeholder: p.example || "", help: help.trim() };
+    },
+    fromFile(event) {
+      const file = event.target.files[0];
+      if (!file) return;
+      file.text().then((text) => {
+        let body;
+        try { body = JSON.parse(text); } catch (e) { this.error = file.name + " is not JSON: " + e.message; return; }
+        for (const f of this.fields) {
+          const v = body[f.name];
+          if (v === undefined || v === null) this.values[f.name] = "";
+          else if (f.map) this.values[f.name] = Object.entries(v).map(([k, x]) => `${k}=${x}`).join("\n");
+          else if (f.list) this.values[f.name] = v.join("\n");
+          else if (f.kind === "time") { this.values[f.name] = v.slice(0, 19); this.zones[f.name] = "UTC"; }
+          else this.values[f.name] = String(v);
+        }
+      });
+    },
+    body() {
+      const body = {};
+      for (const f of this.fields) {
+        const raw = this.values[f.name];
+        if (raw === "" || raw === null || raw === undefined) continue;
+        if (f.map) {
+          body[f.name] = Object.fromEntries(raw.split("\n").filter((l) => l.trim()).map((l) => {
+            const at = l.indexOf("=");
+            return at < 0 ? [l.trim(), ""] : [l.slice(0, at).trim(), l.slice(at + 1)];
+          }));
+        } else if (f.list) body[f.name] = raw.split("\n").filter((l) => l !== "");
+        else if (f.kind === "number") body[f.name] = Number(raw);
+        else if (f.kind === "time") body[f.name] = rfc3339(raw, this.zones[f.name]);
+        else body[f.name] = raw;
+      }
+      return body;
+    },
+    async submit() {
+      this.busy = true; this.errors = {}; this.error = "";
+      const r = await api("POST", "/jobs", this.body());
+      this.busy = false;
+      if (r.ok) { location.hash = "#/jobs/" + r.body.jobId; return; }
+      // The API's message starts with the field it is about: "maxRuntimeSeconds: must be ...", "env.NAME: ...".
+      const message = r.body.Message || JSON.stringify(r.body);
+      const field = (message.match(/^([A-Za-z]+)/) || [])[1];
+      if (field && this.fields.some((f) => f.name === field)) {
+        this.errors[field] = message;
+        this.$nextTick(() => document.getElementById("f-" + field).focus());
+      } else this.error = message;
+    },
+  }));
+});
