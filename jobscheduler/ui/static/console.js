@@ -33,7 +33,13 @@ function poll(component, step) {
 }
 
 const when = (t) => (t ? t.replace("T", " ").replace(/(\.\d+)?Z$/, "") : "-");
-const usd = (n) => (n === null || n === undefined ? "-" : "$" + Number(n).toFixed(n < 0.01 ? 6 : 4));
+// As the client prints dollars: $1.27, $0.0042, $0.00000017.
+function usd(n) {
+  if (n === null || n === undefined) return "-";
+  if (Math.abs(n) >= 1 || n === 0) return "$" + Number(n).toFixed(2);
+  const [whole, fraction] = Number(n).toFixed(8).replace(/0+$/, "").split(".");
+  return "$" + whole + "." + fraction.padEnd(2, "0");
+}
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "-";
@@ -113,7 +119,7 @@ document.addEventListener("alpine:init", () => {
   }));
 
   Alpine.data("jobPage", (jobId) => ({
-    ...helpers, job: null, states: [], passed: [], current: null, logs: [], error: "", graphText: "",
+    ...helpers, job: null, states: [], passed: [], current: null, logs: [], error: "", graphText: "", zoomed: false,
     workflow: null, drawn: "",
     init() {
       let logToken = null, ended = false;
