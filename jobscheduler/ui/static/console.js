@@ -142,6 +142,19 @@ document.addEventListener("alpine:init", () => {
       });
     },
     destroy() { this.stop && this.stop(); },
+    // At full size the drawing is wider than the page: scroll to where the execution is (or ended).
+    zoom() {
+      this.zoomed = !this.zoomed;
+      this.$nextTick(() => {
+        const box = this.$root.querySelector("#graph");
+        const state = this.current || this.states.map((s) => s.name).at(-1);
+        const node = state && this.workflow && box.querySelector(`g.node[id*='-flowchart-${this.workflow.ids[state]}-']`);
+        if (!this.zoomed || !node) return;
+        const at = node.getBoundingClientRect(), frame = box.getBoundingClientRect();
+        box.scrollLeft += at.left - frame.left - frame.width / 2;
+        box.scrollTop += at.top - frame.top - frame.height / 2;
+      });
+    },
     cancellable() { return this.job && !TERMINAL.includes(this.job.status) && !this.job.cancelRequested; },
     async cancel() {
       this.$refs.confirm.close();

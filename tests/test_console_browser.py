@@ -1,0 +1,233 @@
+"""The web console in a real browser: Debian's Chromium, driven by Playwright, against one ``jobscheduler local``.
+
+The stack is started as a user starts it (its console included); every page
+is used the way a person uses it: a file picked in the form, buttons clicked,
+a confirmation answered. The last run's job page is saved as docs/console.png
+(the README shows it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from jobscheduler.local.stack import wait_serving
+from tests.support import wait_until
+from tests.test_local import Stack, cli, free_port, processes_under, stop, work_files
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+# As the machine's notes say Chromium must start here: no sandbox as root, no calls home.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = ROOT / "docs" / "console.png"
+WAIT_MS = 60_000
+
+
+def install_command() -> str:
+    """The command that installs Debian's Chromium and its driver, for this user."""
+    sudo = "" if os.geteuid() == 0 else "sudo "
+    return f"{sudo}apt-get update && {sudo}apt-get install -y chromium chromium-driver"
+
+
+def chromium_path() -> str:
+    """Debian's Chromium, or a failure (not a skip) that says how to install it."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"the console's browser tests need Debian's Chromium at {CHROMIUM}: run `{install_command()}` "
+                    "(`make install` does it when run as root)", pytrace=False)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """``jobscheduler local --no-demo`` on free ports, its console's URL read from what it prints."""
+    api_port, aws_port, console_port = free_port(), free_port(), free_port()
+    log = tmp_path_factory.mktemp("console") / "stack.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            cli("local", "--no-demo", "--api-port", str(api_port), "--aws-port", str(aws_port),
+                "--console-port", str(console_port)),
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        api = f"http://127.0.0.1:{api_port}"
+        wait_serving(api, process, log)
+        # The banner follows once everything has started (the API answers a little earlier).
+        printed = wait_until(lambda: re.search(r"^Console: (\S+)$", log.read_text(), re.M), "the Console: line")
+        assert printed.group(1) == f"http://127.0.0.1:{console_port}"
+        yield Stack(api, f"http://127.0.0.1:{aws_port}", api_port, log), printed.group(1)
+    finally:
+        stop(process)
+    assert processes_under(work_files(log.read_text())) == [], "instance processes outlived the stack"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=path, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, console_stack: tuple[Stack, str]) -> Iterator[Any]:
+    """A fresh tab (its own context) that fails the test on any script error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert errors == [], errors
+
+
+def statuses_shown(page: Any) -> list[str]:
+    """Every text the job page's status badge has shown since :func:`record_statuses`."""
+    return list(page.evaluate("window.seenStatuses"))
+
+
+def record_statuses(page: Any) -> None:
+    """Record each status the badge shows (a poll may show one for a second only)."""
+    page.wait_for_selector("#job-status")
+    page.evaluate("""() => {
+        const badge = document.querySelector('#job-status');
+        window.seenStatuses = [badge.textContent];
+        new MutationObserver(() => {
+            if (window.seenStatuses.at(-1) !== badge.textContent) window.seenStatuses.push(badge.textContent);
+        }).observe(badge, {childList: true, characterData: true, subtree: true});
+    }""")
+
+
+def node_classes(page: Any, state: str) -> str:
+    """The class attribute of the state's node in the drawn workflow (Mermaid ids: ...-flowchart-<id>-<n>)."""
+    return str(page.eval_on_selector(f"#graph g.node[id*='-flowchart-{state}-']", "node => node.getAttribute('class')"))
+
+
+def test_console_schedules_a_file_and_follows_it_to_the_end(page, browser, console_stack):
+    """input/env-and-command.json from the form: listed, Running then TerminatedOK, RunJob and
+    TerminateInstance lit up, the output in the logs."""
+    stack, console = console_stack
+    page.goto(f"{console}/#/new")
+    page.wait_for_selector("#f-image")
+    page.set_input_files("#from-file", str(ROOT / "input" / "env-and-command.json"))
+    page.wait_for_function("document.querySelector('#f-image').value === 'python:3.12-slim'")
+    page.get_by_role("button", name="Schedule").click()
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    record_statuses(page)
+    job_id = page.url.rsplit("/", 1)[1]
+
+    listing = browser.new_page()
+    listing.goto(f"{console}/#/")
+    row = listing.locator(f"#jobs tr[data-job-id='{job_id}']")
+    row.wait_for(timeout=WAIT_MS)
+    assert row.locator("td").first.inner_text() == "greeting from env"
+
+    page.wait_for_function("document.querySelector('#job-status').textContent === 'TerminatedOK'")
+    shown = statuses_shown(page)
+    assert "Running" in shown and shown.index("Running") < shown.index("TerminatedOK"), shown
+    # The list updates by itself: the row turns TerminatedOK without a reload.
+    listing.locator(f"#jobs tr[data-job-id='{job_id}'] .s-TerminatedOK").wait_for(timeout=WAIT_MS)
+    listing.close()
+
+    page.wait_for_function("document.querySelector('#graph').dataset.passed.includes('TerminateInstance')")
+    for state in ("RunJob", "TerminateInstance"):
+        assert "passed" in node_classes(page, state).split()
+    assert "passed" not in node_classes(page, "MarkInterrupted").split()
+    page.wait_for_function("document.querySelector('#logs').textContent.includes('hello spot capacity')")
+    page.wait_for_function("document.querySelector('#cost').textContent.includes('estimated')")
+    assert stack.job(job_id)["status"] == "TerminatedOK"
+    page.set_viewport_size({"width": 1200, "height": 1800})
+    page.screenshot(path=str(SCREENSHOT))
+
+
+def test_console_cancels_a_job_due_in_an_hour(page, console_stack):
+    """A job waiting for its time: the graph marks WaitUntilScheduled current; Keep it changes nothing;
+    Cancel job (confirmed) ends it Cancelled."""
+    stack, console = console_stack
+    at = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    job = stack.schedule({"image": "busybox:1.36", "name": "due in an hour", "scheduledAt": at})
+    page.goto(f"{console}/#/jobs/{job['jobId']}")
+    page.wait_for_function("document.querySelector('#graph').dataset.current === 'WaitUntilScheduled'")
+    page.wait_for_selector("#graph svg")
+    assert "current" in node_classes(page, "WaitUntilScheduled").split()
+
+    page.get_by_role("button", name="Cancel job…").click()
+    page.get_by_role("button", name="Keep it").click()
+    assert stack.job(job["jobId"])["status"] == "Scheduled"
+
+    page.get_by_role("button", name="Cancel job…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Cancel job").click()
+    page.wait_for_function("document.querySelector('#job-status').textContent === 'Cancelled'")
+    assert stack.wait_terminal(job["jobId"])["status"] == "Cancelled"
+    assert page.get_by_role("button", name="Cancel job…").is_hidden()
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("maxRuntimeSeconds", "0"),  # the schema's rule
+    ("heartbeatSeconds", "7200"),  # the API's own rule: below maxRuntimeSeconds (3600 by default)
+])
+def test_console_shows_the_apis_message_by_the_field(page, console_stack, field, value):
+    """A refused value: the API's message, word for word, under the field it names; nothing is scheduled."""
+    stack, console = console_stack
+    body = {"image": "busybox:1.36", field: int(value)}
+    answer = requests.post(f"{stack.api}/jobs", json=body, timeout=30)
+    assert answer.status_code == 400, answer.text
+    before = requests.get(f"{stack.api}/jobs", timeout=30).json()["jobs"]
+
+    page.goto(f"{console}/#/new")
+    page.get_by_label("Image").fill("busybox:1.36")
+    page.locator(f"#f-{field}").fill(value)
+    page.get_by_role("button", name="Schedule").click()
+    message = page.locator(f"#e-{field}")
+    message.wait_for()
+    assert message.inner_text() == answer.json()["Message"]
+    assert message.inner_text().startswith(field)
+    assert page.locator(f"#f-{field}").get_attribute("aria-invalid") == "true"
+    assert re.search(r"#/new$", page.url)
+    assert requests.get(f"{stack.api}/jobs", timeout=30).json()["jobs"] == before
+
+
+def test_console_needs_nothing_but_itself(browser, console_stack):
+    """With every request to anything but the console refused, the pages and the drawing still load."""
+    stack, console = console_stack
+    job = stack.schedule({"image": "busybox:1.36", "name": "offline", "command": ["true"]})
+    stack.wait_terminal(job["jobId"])
+    context = browser.new_context()
+    refused: list[str] = []
+
+    def only_console(route: Any) -> None:
+        if route.request.url.startswith(console + "/"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_console)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.goto(f"{console}/#/")
+    page.locator(f"#jobs tr[data-job-id='{job['jobId']}']").wait_for()
+    page.goto(f"{console}/#/jobs/{job['jobId']}")
+    page.wait_for_selector("#graph svg g.node.passed")
+    page.goto(f"{console}/#/new")
+    page.wait_for_selector("#f-capacity")
+    pico = page.evaluate("getComputedStyle(document.documentElement).getPropertyValue('--pico-font-family')")
+    context.close()
+    assert refused == []
+    assert pico.strip()  # Pico's stylesheet applied, from the console
