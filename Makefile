@@ -4,7 +4,7 @@
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-install: $(STAMP)
+install: $(STAMP) chromium
 
 # Reinstalls only when the dependencies change.
 $(STAMP): pyproject.toml $(wildcard package-lock.json)
@@ -12,6 +12,18 @@ $(STAMP): pyproject.toml $(wildcard package-lock.json)
 	$(VENV)/bin/pip install -e '.[dev]'
 	if [ -f package.json ]; then npm ci; fi
 	touch $(STAMP)
+
+# The web console's browser tests drive Debian's Chromium (no browser download): installed when missing
+# and the user is root, otherwise the command to run is printed (and those tests fail saying it too).
+CHROMIUM_PACKAGES := chromium chromium-driver
+.PHONY: chromium
+chromium:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update && apt-get install -y $(CHROMIUM_PACKAGES); \
+	else \
+		echo "The console's browser tests need Chromium: sudo apt-get update && sudo apt-get install -y $(CHROMIUM_PACKAGES)"; \
+	fi
 
 test: install
 	$(VENV)/bin/pytest -n 2

@@ -193,12 +193,15 @@ def test_console_shows_the_apis_message_by_the_field(page, console_stack, field,
     page.goto(f"{console}/#/new")
     page.get_by_label("Image").fill("busybox:1.36")
     page.locator(f"#f-{field}").fill(value)
-    page.get_by_role("button", name="Schedule").click()
+    page.locator(f"#f-{field}").press("Enter")  # the keyboard submits the form
     message = page.locator(f"#e-{field}")
     message.wait_for()
     assert message.inner_text() == answer.json()["Message"]
     assert message.inner_text().startswith(field)
-    assert page.locator(f"#f-{field}").get_attribute("aria-invalid") == "true"
+    control = page.locator(f"#f-{field}")
+    assert control.get_attribute("aria-invalid") == "true"
+    assert f"e-{field}" in control.get_attribute("aria-describedby").split()
+    page.wait_for_function(f"document.activeElement.id === 'f-{field}'")  # focus goes to the field named
     assert re.search(r"#/new$", page.url)
     assert requests.get(f"{stack.api}/jobs", timeout=30).json()["jobs"] == before
 
@@ -231,3 +234,17 @@ def test_console_needs_nothing_but_itself(browser, console_stack):
     context.close()
     assert refused == []
     assert pico.strip()  # Pico's stylesheet applied, from the console
+
+
+@pytest.mark.parametrize("address", ["#/", "#/new"])
+def test_console_is_labelled_and_fits_a_narrow_window(page, console_stack, address):
+    """At a phone's width nothing scrolls sideways but inside its own box, and every control has a label."""
+    _, console = console_stack
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{console}/{address}")
+    page.wait_for_selector("#status-filter" if address == "#/" else "#f-maxAttempts")
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    unlabelled = page.evaluate("""[...document.querySelectorAll('main input, main select, main textarea')]
+        .filter(control => !control.labels || !control.labels.length || !control.labels[0].innerText.trim())
+        .map(control => control.outerHTML)""")
+    assert unlabelled == []
