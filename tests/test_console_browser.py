@@ -8,6 +8,7 @@ a confirmation answered. The last run's job page is saved as docs/console.png
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -122,6 +123,8 @@ def test_console_schedules_a_file_and_follows_it_to_the_end(page, browser, conso
     """input/env-and-command.json from the form: listed, Running then TerminatedOK, RunJob and
     TerminateInstance lit up, the output in the logs."""
     stack, console = console_stack
+    received: list[Any] = []
+    page.on("response", lambda response: received.append(response))
     page.goto(f"{console}/#/new")
     page.wait_for_selector("#f-image")
     page.set_input_files("#from-file", str(ROOT / "input" / "env-and-command.json"))
@@ -150,7 +153,13 @@ def test_console_schedules_a_file_and_follows_it_to_the_end(page, browser, conso
     assert "passed" not in node_classes(page, "MarkInterrupted").split()
     page.wait_for_function("document.querySelector('#logs').textContent.includes('hello spot capacity')")
     page.wait_for_function("document.querySelector('#cost').textContent.includes('estimated')")
-    assert stack.job(job_id)["status"] == "TerminatedOK"
+    job = stack.job(job_id)
+    assert job["status"] == "TerminatedOK"
+    # While it ran, the job's record held its task token: none of what the page received did.
+    secrets = job_secrets(stack, job)
+    assert len(secrets) >= 2
+    answers = [response.text() for response in received if "/api/" in response.url]
+    assert [answer for answer in answers if any(secret in answer for secret in secrets)] == []
     page.set_viewport_size({"width": 1200, "height": 1800})
     page.screenshot(path=str(SCREENSHOT))
 
@@ -206,11 +215,49 @@ def test_console_shows_the_apis_message_by_the_field(page, console_stack, field,
     assert requests.get(f"{stack.api}/jobs", timeout=30).json()["jobs"] == before
 
 
-def test_console_needs_nothing_but_itself(browser, console_stack):
-    """With every request to anything but the console refused, the pages and the drawing still load."""
+@pytest.fixture(scope="module")
+def ended_job(console_stack: tuple[Stack, str]) -> dict[str, Any]:
+    """A job run to its end and costed, scheduled with the API."""
+    stack, _ = console_stack
+    job = stack.schedule({"image": "busybox:1.36", "name": "ended", "command": ["echo", "done"]})
+    return stack.wait_for(job["jobId"], lambda j: j["status"] == "TerminatedOK" and "cost" in j)
+
+
+def job_secrets(stack: Stack, job: dict[str, Any]) -> list[str]:
+    """The job's callback secret (from its instance's user data) and task tokens (from its execution's history)."""
+    user_data = (work_files(stack.log.read_text()) / job["instanceId"] / "user-data.sh").read_text()
+    found = re.findall(r"^JS_CALLBACK_SECRET=(\S+)$", user_data, re.M)
+    history = stack.client("stepfunctions").get_execution_history(
+        executionArn=job["executionArn"], includeExecutionData=True, maxResults=1000)["events"]
+    for event in history:
+        if "taskScheduledEventDetails" in event:
+            values = json.loads(event["taskScheduledEventDetails"]["parameters"]).get("ExpressionAttributeValues", {})
+            found += [values[":token"]["S"]] if ":token" in values else []
+    return found
+
+
+def test_console_never_hands_the_page_a_secret(page, console_stack, ended_job):
+    """Nothing the page receives while showing a job holds its callback secret or its task token."""
     stack, console = console_stack
-    job = stack.schedule({"image": "busybox:1.36", "name": "offline", "command": ["true"]})
-    stack.wait_terminal(job["jobId"])
+    secrets = job_secrets(stack, ended_job)
+    assert len(secrets) >= 2 and all(len(secret) > 20 for secret in secrets), secrets
+    received: list[Any] = []
+    page.on("response", lambda response: received.append(response))
+    page.goto(f"{console}/#/jobs/{ended_job['jobId']}")
+    page.wait_for_function("document.querySelector('#logs').textContent.includes('done')")
+    page.wait_for_function("document.querySelector('#cost').textContent.includes('estimated')")
+    page.goto(f"{console}/#/")
+    page.locator(f"#jobs tr[data-job-id='{ended_job['jobId']}']").wait_for()
+    answers = [response.text() for response in received if "/api/" in response.url]
+    assert len(answers) >= 4
+    for answer in answers:
+        assert not [secret for secret in secrets if secret in answer]
+
+
+def test_console_needs_nothing_but_itself(browser, console_stack, ended_job):
+    """With every request to anything but the console refused, the pages and the drawing still load."""
+    _, console = console_stack
+    job = ended_job
     context = browser.new_context()
     refused: list[str] = []
 

@@ -120,12 +120,15 @@ document.addEventListener("alpine:init", () => {
 
   Alpine.data("jobPage", (jobId) => ({
     ...helpers, job: null, states: [], passed: [], current: null, logs: [], error: "", graphText: "", zoomed: false,
+    changes: 0,
     workflow: null, drawn: "",
     init() {
       let logToken = null, ended = false;
       this.stop = poll(this, async () => {
+        const asked = this.changes;
         const [job, timeline] = await Promise.all([api("GET", `/jobs/${jobId}`), api("GET", `/jobs/${jobId}/timeline`)]);
         if (!job.ok) { this.error = job.body.Message; return job.status === 404; }
+        if (asked !== this.changes) return false; // a cancel answered meanwhile: this read is older than it
         this.job = job.body;
         if (timeline.ok) await this.draw(timeline.body);
         // Read the logs until an empty page once the job has ended: then nothing more can come.
@@ -158,7 +161,9 @@ document.addEventListener("alpine:init", () => {
     cancellable() { return this.job && !TERMINAL.includes(this.job.status) && !this.job.cancelRequested; },
     async cancel() {
       this.$refs.confirm.close();
+      this.changes++;
       const r = await api("POST", `/jobs/${jobId}/cancel`);
+      this.changes++;
       if (r.ok) this.job = r.body; else this.error = r.body.Message;
     },
     fields() {
