@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import requests
 
-from jobscheduler.local.stack import wait_serving
 from tests.support import wait_until
 from tests.test_local import Stack, cli, free_port, processes_under, stop, work_files
 
@@ -62,9 +61,11 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[St
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         api = f"http://127.0.0.1:{api_port}"
-        wait_serving(api, process, log)
-        # The banner follows once everything has started (the API answers a little earlier).
-        printed = wait_until(lambda: re.search(r"^Console: (\S+)$", log.read_text(), re.M), "the Console: line")
+        # The banner is printed once everything has started.
+        wait_until(lambda: process.poll() is not None or "\nConsole: " in log.read_text(), "the stack starting",
+                   timeout=120)
+        printed = re.search(r"^Console: (\S+)$", log.read_text(), re.M)
+        assert process.poll() is None and printed, log.read_text()
         assert printed.group(1) == f"http://127.0.0.1:{console_port}"
         yield Stack(api, f"http://127.0.0.1:{aws_port}", api_port, log), printed.group(1)
     finally:
@@ -174,6 +175,7 @@ def test_console_cancels_a_job_due_in_an_hour(page, console_stack):
     page.wait_for_function("document.querySelector('#graph').dataset.current === 'WaitUntilScheduled'")
     page.wait_for_selector("#graph svg")
     assert "current" in node_classes(page, "WaitUntilScheduled").split()
+    record_statuses(page)
 
     page.get_by_role("button", name="Cancel job…").click()
     page.get_by_role("button", name="Keep it").click()
@@ -184,7 +186,7 @@ def test_console_cancels_a_job_due_in_an_hour(page, console_stack):
     dialog.get_by_role("button", name="Cancel job").click()
     page.wait_for_function("document.querySelector('#job-status').textContent === 'Cancelled'")
     assert stack.wait_terminal(job["jobId"])["status"] == "Cancelled"
-    assert page.get_by_role("button", name="Cancel job…").is_hidden()
+    assert page.get_by_role("button", name="Cancel job…").is_hidden(), statuses_shown(page)
 
 
 @pytest.mark.parametrize(("field", "value"), [
