@@ -3,7 +3,8 @@
 Client commands (schedule, list, status, watch, cancel, logs) talk to any
 deployment through :mod:`jobscheduler.client`; every one takes ``--json``
 for machines and exits with a code scripts can rely on (see
-``client.OK`` ... ``client.API_ERROR``). Everything about running the system on
+``client.OK`` ... ``client.API_ERROR``); ``ui`` serves the web console
+(:mod:`jobscheduler.ui`) for the same endpoint. Everything about running the system on
 this machine lives in the ``local`` group, whose default action starts the
 local stack.
 """

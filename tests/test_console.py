@@ -40,11 +40,12 @@ LEAKY_JOB = {
 
 @dataclass
 class Recorder:
-    """An HTTP server that records each request and answers ``answer`` (status, JSON)."""
+    """An HTTP server that records each request and answers ``routes[path]``, else ``answer`` (status, JSON)."""
 
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     answer: tuple[int, Any] = (200, {})
+    routes: dict[str, tuple[int, Any]] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def upstream() -> Iterator[Recorder]:
             length = int(self.headers.get("Content-Length") or 0)
             recorder.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                       "body": self.rfile.read(length) if length else b""})
-            status, body = recorder.answer
+            status, body = recorder.routes.get(self.path.split("?")[0], recorder.answer)
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -64,7 +65,7 @@ def upstream() -> Iterator[Recorder]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = _any
+        do_GET = do_POST = do_DELETE = _any
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -21,7 +21,10 @@ from typing import Any
 import pytest
 import requests
 
+from jobscheduler.client import Client
+from jobscheduler.ui.server import ConsoleServer
 from tests.support import wait_until
+from tests.test_console import upstream
 from tests.test_local import Stack, cli, free_port, processes_under, stop, work_files
 
 pytestmark = pytest.mark.slow
@@ -299,3 +302,42 @@ def test_console_is_labelled_and_fits_a_narrow_window(page, console_stack, addre
         .filter(control => !control.labels || !control.labels.length || !control.labels[0].innerText.trim())
         .map(control => control.outerHTML)""")
     assert unlabelled == []
+
+
+SCHEDULES_DOCUMENT = {"openapi": "3.1.0", "paths": {
+    "/jobs": {"get": {}}, "/schedules": {"get": {}}, "/schedules/{scheduleId}": {"get": {}, "delete": {}},
+    "/schedules/{scheduleId}/pause": {"post": {}}, "/schedules/{scheduleId}/resume": {"post": {}}},
+    "components": {"schemas": {"Status": {"enum": ["Scheduled"]}}}}
+
+
+def test_console_shows_schedules_only_when_the_api_has_them(browser, upstream):
+    """An API whose OpenAPI document has /schedules gets a Schedules page with its actions; one without, no link.
+
+    This API has no schedules: an API that answers what the test sets stands in for one that has."""
+    server = ConsoleServer(Client(upstream.url), free_port())
+    server.start()
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        upstream.routes = {"/openapi.json": (200, {"paths": {"/jobs": {}}, "components": {"schemas": {"Status": {}}}}),
+                           "/jobs": (200, {"jobs": [], "nextToken": None})}
+        page.goto(f"{server.url}/#/")
+        page.wait_for_function("Alpine.$data(document.body).checked")
+        assert page.locator("#schedules-link").is_hidden()
+
+        upstream.routes = {"/openapi.json": (200, SCHEDULES_DOCUMENT), "/jobs": (200, {"jobs": [], "nextToken": None}),
+                           "/schedules": (200, {"schedules": [{"scheduleId": "s-1", "cron": "0 3 * * *",
+                                                               "nextRuns": ["2026-12-03T03:00:00Z"]}]})}
+        page.reload()
+        page.locator("#schedules-link").click()
+        page.locator("#schedules tr[data-schedule-id='s-1']").wait_for()
+        assert "2026-12-03T03:00:00Z" in page.locator("#schedules").inner_text()
+        page.get_by_role("button", name="pause schedule s-1").click()
+        wait_until(lambda: any(r["path"] == "/schedules/s-1/pause" for r in upstream.requests), "the pause request")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="delete schedule s-1").click()
+        wait_until(lambda: any(r["method"] == "DELETE" and r["path"] == "/schedules/s-1" for r in upstream.requests),
+                   "the delete request")
+    finally:
+        page.close()
+        server.stop()

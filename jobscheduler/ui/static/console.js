@@ -73,8 +73,14 @@ document.addEventListener("alpine:init", () => {
   const helpers = { when, usd, duration };
 
   Alpine.data("router", () => ({
-    page: "jobs", jobId: null,
-    init() { this.route(); window.addEventListener("hashchange", () => this.route()); },
+    page: "jobs", jobId: null, schedules: false, checked: false,
+    async init() {
+      this.route();
+      window.addEventListener("hashchange", () => this.route());
+      const doc = await api("GET", "/openapi.json");
+      this.schedules = doc.ok && Object.keys(doc.body.paths || {}).some((p) => p.startsWith("/schedules"));
+      this.checked = doc.ok;
+    },
     // Every change of address starts the page afresh (from one job's page to another's too).
     route() {
       const hash = location.hash.replace(/^#\/?/, "");
@@ -82,7 +88,7 @@ document.addEventListener("alpine:init", () => {
       this.page = null;
       this.$nextTick(() => {
         this.jobId = job ? job[1] : null;
-        this.page = job ? "job" : hash === "new" ? "new" : "jobs";
+        this.page = job ? "job" : ["new", "schedules"].includes(hash) ? hash : "jobs";
       });
     },
   }));
@@ -213,6 +219,43 @@ document.addEventListener("alpine:init", () => {
       const { svg } = await window.mermaid.render("workflow-" + Date.now(), text);
       const target = this.$root.querySelector("#graph");
       if (target) target.innerHTML = svg;
+    },
+  }));
+
+  // Recurring schedules, where the API has them: the list, and one button per action its OpenAPI document
+  // offers on a schedule (POST /schedules/{id}/<action>, DELETE /schedules/{id}).
+  Alpine.data("schedulesPage", () => ({
+    ...helpers, items: [], columns: [], actions: [], idName: null, error: "",
+    async init() {
+      const doc = await api("GET", "/openapi.json");
+      const paths = doc.ok ? doc.body.paths : {};
+      const one = Object.keys(paths).find((p) => /^\/schedules\/\{[^}]+\}$/.test(p));
+      this.idName = one ? one.match(/\{([^}]+)\}/)[1] : null;
+      for (const [path, operations] of Object.entries(paths)) {
+        const action = path.match(/^\/schedules\/\{[^}]+\}\/([A-Za-z-]+)$/);
+        if (action && operations.post) this.actions.push({ label: action[1], method: "POST", suffix: "/" + action[1] });
+      }
+      if (one && paths[one].delete) this.actions.push({ label: "delete", method: "DELETE", suffix: "", confirm: true });
+      this.stop = poll(this, async () => { await this.load(); return false; });
+    },
+    destroy() { this.stop && this.stop(); },
+    async load() {
+      const r = await api("GET", "/schedules");
+      this.error = r.ok ? "" : r.body.Message;
+      if (!r.ok) return;
+      this.items = Array.isArray(r.body) ? r.body : Object.values(r.body).find(Array.isArray) || [];
+      this.columns = [...new Set(this.items.flatMap(Object.keys))].filter((k) => k !== this.idName);
+    },
+    cell(value) {
+      if (value === null || value === undefined) return "-";
+      if (Array.isArray(value)) return value.map((v) => (typeof v === "object" ? v.jobId || JSON.stringify(v) : v)).join(", ");
+      return typeof value === "object" ? JSON.stringify(value) : String(value);
+    },
+    async act(item, action) {
+      const id = item[this.idName];
+      if (action.confirm && !window.confirm(`${action.label} schedule ${id}?`)) return;
+      const r = await api(action.method, `/schedules/${encodeURIComponent(id)}${action.suffix}`);
+      if (r.ok) this.load(); else this.error = r.body.Message;
     },
   }));
 
