@@ -27,7 +27,8 @@ from tests.support import wait_until
 from tests.test_console import upstream
 from tests.test_local import Stack, cli, free_port, processes_under, stop, work_files
 
-pytestmark = pytest.mark.slow
+# One stack for the module: its tests stay on one worker under `pytest -n 2 --dist loadgroup` (make test).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console-browser")]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -302,6 +303,50 @@ def test_console_is_labelled_and_fits_a_narrow_window(page, console_stack, addre
         .filter(control => !control.labels || !control.labels.length || !control.labels[0].innerText.trim())
         .map(control => control.outerHTML)""")
     assert unlabelled == []
+
+
+def test_console_picks_times_in_the_chosen_time_zone(page, console_stack):
+    """A wall-clock time picked in Asia/Tokyo (UTC+9, no daylight saving) reaches the API as that instant."""
+    stack, console = console_stack
+    tokyo = (datetime.now(UTC) + timedelta(hours=9 + 2)).replace(microsecond=0)
+    page.goto(f"{console}/#/new")
+    page.get_by_label("Image").fill("busybox:1.36")
+    page.locator("#f-name").fill("in Tokyo time")
+    page.get_by_label("Scheduled At time zone").select_option("Asia/Tokyo")
+    page.locator("#f-scheduledAt").fill(tokyo.strftime("%Y-%m-%dT%H:%M:%S"))
+    page.get_by_role("button", name="Schedule").click()
+    page.wait_for_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    job = stack.job(page.url.rsplit("/", 1)[1])
+    assert job["scheduledAt"] == (tokyo - timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert job["name"] == "in Tokyo time"
+
+
+def test_console_list_filters_and_pages(page, console_stack):
+    """The status filter shows only that status; pages of 10 follow nextToken and come back, newest first."""
+    stack, console = console_stack
+    at = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fillers = [stack.schedule({"image": "busybox:1.36", "name": f"page filler {n}", "scheduledAt": at})
+               for n in range(11)]
+    assert requests.post(f"{stack.api}/jobs/{fillers[0]['jobId']}/cancel", timeout=30).status_code == 202
+    everything = requests.get(f"{stack.api}/jobs", params={"limit": "100"}, timeout=30).json()["jobs"]
+    page.goto(f"{console}/#/")
+    page.get_by_label("Per page").select_option("10")
+    rows = page.locator("#jobs tr[data-job-id]")
+    page.wait_for_function("document.querySelectorAll('#jobs tr[data-job-id]').length === 10")
+    first = [rows.nth(i).get_attribute("data-job-id") for i in range(10)]
+    page.get_by_role("button", name="Older").click()
+    page.get_by_text("Page 2").wait_for()
+    page.wait_for_function(f"!document.querySelector(\"#jobs tr[data-job-id='{first[0]}']\")")
+    second = [rows.nth(i).get_attribute("data-job-id") for i in range(rows.count())]
+    assert first + second == [job["jobId"] for job in everything][:len(first) + len(second)]
+    page.get_by_role("button", name="Newer").click()
+    page.wait_for_function(f"document.querySelector(\"#jobs tr[data-job-id='{first[0]}']\")")
+
+    page.get_by_label("Status").select_option("Cancelled")
+    page.wait_for_function("[...document.querySelectorAll('#jobs tr[data-job-id] .status')].every("
+                           "s => s.textContent === 'Cancelled') && document.querySelector('#jobs tr[data-job-id]')")
+    cancelled = [job["jobId"] for job in everything if job["status"] == "Cancelled"]
+    assert [rows.nth(i).get_attribute("data-job-id") for i in range(rows.count())] == cancelled
 
 
 SCHEDULES_DOCUMENT = {"openapi": "3.1.0", "paths": {

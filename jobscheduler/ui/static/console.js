@@ -95,7 +95,7 @@ document.addEventListener("alpine:init", () => {
 
   Alpine.data("jobsPage", () => ({
     ...helpers, jobs: [], statuses: [], status: "", tokens: [null], pageIndex: 0, nextToken: null,
-    error: "", loaded: false,
+    error: "", loaded: false, perPage: String(PAGE_SIZE),
     async init() {
       const doc = await api("GET", "/openapi.json");
       if (doc.ok) this.statuses = doc.body.components.schemas.Status.enum || [];
@@ -103,7 +103,7 @@ document.addEventListener("alpine:init", () => {
     },
     destroy() { this.stop && this.stop(); },
     async load() {
-      const query = new URLSearchParams({ limit: PAGE_SIZE });
+      const query = new URLSearchParams({ limit: this.perPage });
       if (this.status) query.set("status", this.status);
       if (this.tokens[this.pageIndex]) query.set("nextToken", this.tokens[this.pageIndex]);
       const r = await api("GET", "/jobs?" + query);
