@@ -164,6 +164,13 @@ document.addEventListener("alpine:init", () => {
         box.scrollTop += at.top - frame.top - frame.height / 2;
       });
     },
+    // Each status the job has had, at the time its record says (a poll may have missed a short one).
+    history() {
+      const j = this.job, ended = TERMINAL.includes(j.status);
+      const steps = [["Scheduled", j.createdAt], ["Requested", j.requestedAt], ["Running", j.runningAt],
+        [j.exitCode === 0 ? "FinishedOK" : "FinishedNOK", j.finishedAt], [j.status, ended ? j.endedAt : null]];
+      return steps.filter(([, at]) => at);
+    },
     cancellable() { return this.job && !TERMINAL.includes(this.job.status) && !this.job.cancelRequested; },
     async cancel() {
       this.$refs.confirm.close();
