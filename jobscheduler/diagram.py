@@ -29,9 +29,9 @@ def mermaid() -> str:
     states = definition.states()
     lines = ["flowchart TD"]
     for name, state in states.items():
-        lines.append(f"    {_id(name)}{_shape(name, state)}")
+        lines.append(f"    {node_id(name)}{_shape(name, state)}")
     for name, state in states.items():
-        lines += [f"    {_id(name)} {arrow} {_id(target)}" for arrow, target in _edges(state)]
+        lines += [f"    {node_id(name)} {arrow} {node_id(target)}" for arrow, target in _edges(state)]
     return "\n".join(lines)
 
 
@@ -90,8 +90,6 @@ def node_id(name: str) -> str:
     """The flowchart's node id of a state (the console marks nodes by it)."""
     return re.sub(r"\W", "", name)
 
-
-_id = node_id
 
 
 def _shape(name: str, state: dict[str, Any]) -> str:

@@ -64,8 +64,8 @@ def serve(api_port: int, aws_port: int, *, once: bool, demo_job: bool, console: 
 def _banner(stack: LocalStack, console: Console) -> None:
     console.print(f"API: {stack.api_url}", markup=False)
     console.print(f"AWS endpoint: {stack.aws_endpoint}", markup=False)
-    console.print(f"Console: {stack.ui_url}", markup=False)
     console.print("  any AWS client works against it: any credentials, region us-east-1", markup=False)
+    console.print(f"Console: {stack.ui_url}", markup=False)
     console.print("[yellow]IAM is not enforced locally[/yellow]: the API's IAM (SigV4) auth is not checked "
                   "and moto allows every call.")
     if stack.real_docker:

@@ -189,9 +189,7 @@ document.addEventListener("alpine:init", () => {
       if (j.heartbeatSeconds) rows.push(["Heartbeat", duration(j.heartbeatSeconds)]);
       if (j.finishBy) rows.push(["Finish by (UTC)", when(j.finishBy)]);
       if (j.exitCode !== undefined && j.exitCode !== null) rows.push(["Exit code", j.exitCode]);
-      for (const key of ["createdAt", "requestedAt", "runningAt", "finishedAt", "endedAt", "cancelRequested"]) {
-        if (j[key]) rows.push([key + " (UTC)", when(j[key])]);
-      }
+      if (j.cancelRequested) rows.push(["Cancel requested (UTC)", when(j.cancelRequested)]);
       if (j.executionArn) rows.push(["Execution", j.executionArn]);
       return rows;
     },
