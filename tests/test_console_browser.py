@@ -295,13 +295,14 @@ def test_console_needs_nothing_but_itself(browser, console_stack, ended_job):
     assert pico.strip()  # Pico's stylesheet applied, from the console
 
 
-@pytest.mark.parametrize("address", ["#/", "#/new"])
-def test_console_is_labelled_and_fits_a_narrow_window(page, console_stack, address):
+@pytest.mark.parametrize(("address", "ready"), [("#/", "#status-filter"), ("#/new", "#f-maxAttempts"),
+                                                ("#/jobs/ENDED", "#graph svg")])
+def test_console_is_labelled_and_fits_a_narrow_window(page, console_stack, ended_job, address, ready):
     """At a phone's width nothing scrolls sideways but inside its own box, and every control has a label."""
     _, console = console_stack
     page.set_viewport_size({"width": 390, "height": 800})
-    page.goto(f"{console}/{address}")
-    page.wait_for_selector("#status-filter" if address == "#/" else "#f-maxAttempts")
+    page.goto(f"{console}/{address.replace('ENDED', ended_job['jobId'])}")
+    page.wait_for_selector(ready)
     assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     unlabelled = page.evaluate("""[...document.querySelectorAll('main input, main select, main textarea')]
         .filter(control => !control.labels || !control.labels.length || !control.labels[0].innerText.trim())
