@@ -365,7 +365,7 @@ def interrupt(
 
 
 # What only the local stack imports: the emulator and its web server, the runtime's web framework and validator.
-LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice", "fastjsonschema"}
+LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice", "fastjsonschema", "cronsim"}
 
 
 def _local_stack() -> Any:

@@ -265,3 +265,18 @@ def _job_of(instance_id: str) -> str | None:
         log.info("%s is not an instance of this stack", instance_id)
         return None
     return tags.get(statuses.TAG_JOB)
+
+
+def start_once(job: Job, body: Any, api_url: str) -> tuple[Job, bool]:
+    """Store and start a job whose id the caller derived; a repeat returns the stored job (and whether it is new).
+
+    As with an idempotency key: one id, one job, one execution (named after it), one instance.
+    """
+    job["bodyHash"] = _body_hash(body)
+    existing = store.get(job["jobId"])
+    if existing is not None:
+        return _replay(existing, job, api_url), False
+    try:
+        return _store_and_start(job, api_url), True
+    except store.AlreadyExists:
+        return _replay(get(job["jobId"]), job, api_url), False
