@@ -46,9 +46,12 @@ def create(body: Any, api_url: str, caller: str | None) -> dict[str, Any]:
     schema.validate(schema.SCHEDULE_BODY, body)
     settings = {**_DEFAULTS, **{k: v for k, v in body.items() if v is not None}}
     check(settings)
-    moment = times.timestamp(times.now())
+    now = times.now()
+    moment = times.timestamp(now)
     schedule_id = ID_PREFIX + uuid.uuid4().hex
-    record = {**settings, "jobId": schedule_id, "kind": KIND, "sortKey": f"{moment}#{schedule_id}",
+    # Microseconds in the (private) sort key: schedules made within a second still list newest first.
+    order = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    record = {**settings, "jobId": schedule_id, "kind": KIND, "sortKey": f"{order}#{schedule_id}",
               "createdAt": moment, "updatedAt": moment, "skippedRuns": 0, "apiUrl": api_url,
               "submittedBy": caller}
     item = store.to_item(record)

@@ -103,6 +103,8 @@ def _phrase(rule: str, definition: dict[str, Any]) -> str:
         return f"must be {_range(definition.get('minLength'), definition.get('maxLength'))} characters long"
     if rule in ("minItems", "maxItems"):
         return f"must be a list of {_range(definition.get('minItems'), definition.get('maxItems'))} items"
+    if rule == "minProperties":
+        return f"must hold at least {definition['minProperties']} field"
     if rule == "maxProperties":
         return f"may hold at most {definition['maxProperties']} entries"
     if rule == "uniqueItems":
