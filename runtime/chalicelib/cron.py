@@ -125,13 +125,19 @@ def _cron_times(expression: Expression, tz: ZoneInfo, after: datetime) -> Iterat
     # Wall-clock times in the zone, from cronsim with naive datetimes (so it never
     # applies Debian's DST rules), then placed on the UTC time line as AWS does.
     start = after.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
-    horizon = start.year + _HORIZON_YEARS
-    last_year = max(expression.years) if expression.years else MAX_YEAR
+    if not expression.years:
+        yield from _in_years(expression, tz, after, start, start.year + _HORIZON_YEARS)
+        return
+    # Year by year, each from its own first minute: a year far ahead costs one jump, not a walk.
+    for year in sorted(y for y in expression.years if y >= start.year):
+        yield from _in_years(expression, tz, after, max(start, datetime(year, 1, 1) - timedelta(minutes=1)), year)
+
+
+def _in_years(expression: Expression, tz: ZoneInfo, after: datetime, start: datetime,
+              last_year: int) -> Iterator[datetime]:
     for local in CronSim(expression.fields, start):
-        if local.year > min(horizon, last_year):
+        if local.year > last_year:
             return
-        if expression.years and local.year not in expression.years:
-            continue
         if expression.nearest_weekday_to and local.day != _nearest_weekday(local, expression.nearest_weekday_to):
             continue
         moment = _on_time_line(local, tz)
