@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import jobs, scheduler, store
+from chalicelib import config, jobs, scheduler, store
 from chalicelib.statuses import TAG_JOB, TAG_STACK
 from infra.app import DEFAULT_STACK_NAME
 from jobscheduler.local import events as local_events
@@ -325,3 +325,20 @@ def test_local_stack_delivers_events_in_the_documented_envelope():
     sample = events.load("step-functions-execution-status-change")
     assert set(ended) == set(sample)
     assert set(ended["detail"]) <= set(sample["detail"])
+
+
+# --- schedules: only the stack's group ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_schedule_outside_the_stacks_group_is_refused_and_leaves_nothing(api, aws, enforce, monkeypatch):
+    """Pointed at another schedule group, CreateSchedule is denied (the grant names only the stack's group); the
+    schedule's record is removed again, so nothing is left that would never fire."""
+    boto3.client("scheduler").create_schedule_group(Name="someone-elses")
+    enforced = enforce()
+    monkeypatch.setenv(config.SCHEDULE_GROUP, "someone-elses")
+    response = http(enforced, api, "POST", "/schedules", {"expression": "rate(1 day)", "job": HELLO})
+    assert response.status_code == 500
+    assert [c.action for c in enforced.denied()] == ["scheduler:CreateSchedule"]
+    monkeypatch.setenv(config.SCHEDULE_GROUP, f"{DEFAULT_STACK_NAME}-schedules")
+    assert http(enforced, api, "GET", "/schedules").json_body["schedules"] == []
