@@ -27,6 +27,7 @@ from jobscheduler.local import cloud, runtime, standins
 from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
 from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
 from jobscheduler.local.instances import InstanceEmulator
+from jobscheduler.local.scheduler import ScheduleFiring
 
 INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 
@@ -131,6 +132,10 @@ class LocalStack:
                                   runtime.app_module(), self.console)
         changes.start()
         self._stops.append(changes.stop)
+        firing = ScheduleFiring(session.client("scheduler"), self.resources.schedule_group, runtime.app_module(),
+                                self.console)
+        firing.start()
+        self._stops.append(firing.stop)
 
     def admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """The ``/_local/`` control routes: ``POST /_local/interrupt/{instanceId}``."""
