@@ -105,3 +105,45 @@ def test_local_rate_schedule_makes_two_jobs_a_minute_apart_each_terminated_ok(st
     for job in (older, newer):
         done = stack.wait_terminal(job["jobId"], timeout=90)
         assert (done["status"], done["exitCode"], done["scheduleId"]) == ("TerminatedOK", 0, schedule_id)
+
+
+# --- the client: `jobscheduler schedules ...` against the module's local stack ------------------------------
+
+
+@pytest.mark.slow
+def test_cli_schedules_create_show_pause_resume_list_delete(stack: Stack):  # noqa: F811
+    """Each schedules command over real HTTP: --json parses, the human output says what matters, exit codes hold."""
+    from tests.test_cli import ok, run
+
+    created = json.loads(ok(run(stack, "schedules", "create", "input/nightly.json", "--cron", "0 2 * * ? *",
+                                "--tz", "Europe/Berlin", "--name", "nightly", "--json")).stdout)
+    schedule_id = created["scheduleId"]
+    assert (created["expression"], created["timezone"], created["overlap"]) == (
+        "cron(0 2 * * ? *)", "Europe/Berlin", "skip")
+    assert created["job"]["name"] == "nightly report" and len(created["nextRuns"]) == 3
+    listed = json.loads(ok(run(stack, "schedules", "list", "--json")).stdout)["schedules"]
+    assert schedule_id in [s["scheduleId"] for s in listed]
+    shown = ok(run(stack, "schedules", "show", schedule_id)).stdout
+    assert "cron(0 2 * * ? *) in Europe/Berlin" in shown and created["nextRuns"][0] in shown and "no jobs yet" in shown
+    paused = json.loads(ok(run(stack, "schedules", "pause", schedule_id, "--json")).stdout)
+    assert paused["enabled"] is False and paused["nextRuns"] == []
+    assert "resumed" in ok(run(stack, "schedules", "resume", schedule_id)).stdout
+    jobs = json.loads(ok(run(stack, "list", "--schedule", schedule_id, "--json")).stdout)
+    assert jobs == {"jobs": [], "nextToken": None}
+    assert "deleted" in ok(run(stack, "schedules", "delete", schedule_id)).stdout
+    gone = run(stack, "schedules", "show", schedule_id)
+    assert gone.returncode == 3 and "scheduleId" in gone.stderr
+
+
+@pytest.mark.slow
+def test_cli_schedules_refuses_bad_input_with_exit_code_2(stack: Stack):  # noqa: F811
+    """A cron the API refuses, no expression at all, or both kinds: exit 2 naming the problem; nothing created."""
+    from tests.test_cli import run
+
+    refused = run(stack, "schedules", "create", "input/nightly.json", "--cron", "0 2 * * * *")
+    assert refused.returncode == 2 and "expression:" in refused.stderr
+    for args in ((), ("--cron", "0 2 * * ? *", "--rate", "1 hour"), ("--cron", "0 2 * * ?")):
+        result = run(stack, "schedules", "create", "input/nightly.json", *args)
+        assert result.returncode == 2 and "--cron" in result.stderr, result.stderr
+    listed = run(stack, "schedules", "list", "--json")
+    assert all(s["expression"] != "cron(0 2 * * * *)" for s in json.loads(listed.stdout)["schedules"])
