@@ -87,7 +87,12 @@ def test_failed_firings_reach_their_dead_letter_queue_which_an_alarm_watches(syn
     (config_,) = [c["Properties"] for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
                   if c["Properties"]["FunctionName"] == {"Ref": "OnSchedule"}]
     assert config_["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue, "Arn"]}
-    assert config_["MaximumRetryAttempts"] == 2
+    assert config_["MaximumRetryAttempts"] == 2 and config_["Qualifier"] == "$LATEST"
+    invoke_config = next(c for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+                         if c["Properties"]["FunctionName"] == {"Ref": "OnSchedule"})
+    assert synth.logical_id("ApiPolicy/Resource") in invoke_config["DependsOn"]
+    by_sid = {s["Sid"]: s for s in synth.statements("ApiRole/Resource")}
+    assert by_sid["FailedFiringsToDeadLetters"]["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
     alarm = synth.template["Resources"][synth.logical_id("Schedules/FailedFiringsWaiting/Resource")]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
