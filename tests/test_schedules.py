@@ -228,6 +228,7 @@ BAD = [
     ("job.env.1BAD", {"job": {**HELLO, "env": {"1BAD": "x"}}}),
     ("job.heartbeatSeconds", {"job": {**HELLO, "heartbeatSeconds": 60}}),
     ("job.secrets.X", {"job": {**HELLO, "secrets": {"X": "/elsewhere/x"}}}),
+    ("job.env", {"job": {**HELLO, "env": {f"V{i}": "x" * 2000 for i in range(9)}}}),  # user data over 16 KB
     ("overlap", {"overlap": "queue"}),
     ("enabled", {"enabled": "yes"}),
     ("startAt", {"startAt": "tomorrow"}),

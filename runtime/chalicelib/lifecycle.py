@@ -280,3 +280,8 @@ def start_once(job: Job, body: Any, api_url: str) -> tuple[Job, bool]:
         return _store_and_start(job, api_url), True
     except store.AlreadyExists:
         return _replay(get(job["jobId"]), job, api_url), False
+
+
+def check_user_data(job: Job, api_url: str) -> None:
+    """Render the job's user data once, to refuse now (a ``JobError``) what could never boot (the 16 KB limit)."""
+    _user_data(job, api_url)

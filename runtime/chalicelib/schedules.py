@@ -23,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, config, cron, jobs, pages, scheduler, schema, store, times
+from . import aws, config, cron, jobs, lifecycle, pages, scheduler, schema, store, times
 from .schema import JobError
 from .statuses import TERMINAL
 
@@ -45,7 +45,7 @@ def create(body: Any, api_url: str, caller: str | None) -> dict[str, Any]:
     """Validate, store and arm a schedule; the stored record."""
     schema.validate(schema.SCHEDULE_BODY, body)
     settings = {**_DEFAULTS, **{k: v for k, v in body.items() if v is not None}}
-    check(settings)
+    check(settings, api_url)
     now = times.now()
     moment = times.timestamp(now)
     schedule_id = ID_PREFIX + uuid.uuid4().hex
@@ -72,7 +72,7 @@ def update(schedule_id: str, body: Any) -> dict[str, Any]:
     removed = tuple(k for k, v in body.items() if v is None)  # endAt or name: null clears it
     merged = {k: v for k, v in {**_settings(record), **changes}.items() if k not in removed}
     schema.validate(schema.SCHEDULE_BODY, merged)
-    check(merged)
+    check(merged, record["apiUrl"])
     values = {**changes, "updatedAt": times.timestamp(times.now())}
     names = {f"#f{i}": k for i, k in enumerate(values)}
     expression = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
@@ -169,7 +169,7 @@ def running_jobs(schedule_id: str, other_than: str) -> list[jobs.Job]:
     return [j for j in latest_jobs(schedule_id) if j["status"] not in TERMINAL and j["jobId"] != other_than]
 
 
-def check(settings: Mapping[str, Any]) -> None:
+def check(settings: Mapping[str, Any], api_url: str) -> None:
     """What the schema cannot say about a schedule; :class:`JobError` naming the field."""
     try:
         cron.parse(settings["expression"])
@@ -183,7 +183,7 @@ def check(settings: Mapping[str, Any]) -> None:
     if end is not None and end <= times.now():
         raise JobError("endAt", "is in the past: the schedule would never fire")
     try:
-        jobs.new_job(settings["job"])
+        lifecycle.check_user_data(jobs.new_job(settings["job"]), api_url)
     except JobError as exc:
         raise JobError(f"job.{exc.field}", str(exc).split(": ", 1)[1]) from None
 
