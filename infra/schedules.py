@@ -48,7 +48,13 @@ class Schedules(Construct):
             self, "SchedulerRole", description="jobscheduler schedules: invoke on_schedule, nothing else",
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={
                 "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {"aws:SourceArn": self.schedule_arn("*")}}))
+                # AWS's setup guide names the schedule group as the source; either form keeps out other groups.
+                "ArnLike": {"aws:SourceArn": [self.group_arn(), self.schedule_arn("*")]}}))
+
+    def group_arn(self) -> str:
+        """ARN of the stack's schedule group."""
+        return cdk.Stack.of(self).format_arn(service="scheduler", resource="schedule-group",
+                                             resource_name=self.group_name)
 
     def schedule_arn(self, name: str) -> str:
         """ARN of a schedule in the group (``*``: any of them)."""

@@ -52,7 +52,8 @@ def test_scheduler_role_may_invoke_only_on_schedule(synth: Synth) -> None:
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
-    assert flat(trust["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(f":schedule/{GROUP}/*")
+    group, schedules = (flat(arn) for arn in trust["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert group.endswith(f"{ACCOUNT}:schedule-group/{GROUP}") and schedules.endswith(f"{ACCOUNT}:schedule/{GROUP}/*")
     statements = by_sid(synth, "Schedules/SchedulerRole/Resource")
     assert set(statements) == {"InvokeOnSchedule", "UndeliveredFirings"}
     assert actions(statements["InvokeOnSchedule"]) == {"lambda:InvokeFunction"}
