@@ -283,3 +283,14 @@ def test_list_query_is_checked(api):
     assert api.http.get("/schedules?nextToken=abc").json_body["Message"].startswith("nextToken: ")
     refused = api.http.get("/jobs?scheduleId=x&status=Running")
     assert refused.status_code == 400 and refused.json_body["Message"].startswith("scheduleId: ")
+
+
+def test_a_firing_without_a_time_makes_nothing(api):
+    """An input whose placeholder was never filled in (or is no time) is logged and ignored, not retried forever."""
+    from app import on_schedule
+
+    schedule_id = create(api)["scheduleId"]
+    for bad in ("<aws.scheduler.scheduled-time>", "", "yesterday"):
+        assert on_schedule({"scheduleId": schedule_id, "scheduledTime": bad}, None) == {
+            "ignored": "no valid scheduledTime"}
+    assert api.http.get(f"/jobs?scheduleId={schedule_id}").json_body["jobs"] == []

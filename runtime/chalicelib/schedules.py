@@ -58,8 +58,11 @@ def create(body: Any, api_url: str, caller: str | None) -> dict[str, Any]:
     aws.dynamodb().put_item(TableName=config.jobs_table(), Item=item, ConditionExpression="attribute_not_exists(jobId)")
     try:
         scheduler.put(record, create=True)
-    except ClientError:
+    except ClientError as exc:
         aws.dynamodb().delete_item(TableName=config.jobs_table(), Key={"jobId": {"S": schedule_id}})
+        if exc.response["Error"]["Code"] == "ValidationException":  # what our checks let through, AWS did not
+            raise JobError("expression", f"EventBridge Scheduler refused the schedule: "
+                                         f"{exc.response['Error'].get('Message', '')}") from None
         raise
     return record
 
