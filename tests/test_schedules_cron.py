@@ -100,3 +100,8 @@ def test_unknown_time_zone_is_refused_naming_timezone():
             cron.zone(name)
         assert refused.value.field == "timezone"
     assert str(cron.zone("Europe/Berlin")) == "Europe/Berlin"
+
+
+def test_a_rate_beyond_the_calendar_has_no_next_run():
+    """rate(999999999 days) is valid syntax; its first run after the anchor is past year 9999: none, no error."""
+    assert runs("rate(999999999 days)", "2026-01-01T00:00:00+00:00", anchor="2025-12-31T00:00:00+00:00") == []

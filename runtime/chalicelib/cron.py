@@ -115,10 +115,13 @@ def next_runs(expression: Expression, tz: ZoneInfo, after: datetime, anchor: dat
 
 def _rate_times(period: timedelta, after: datetime, anchor: datetime) -> Iterator[datetime]:
     steps = max(0, (after - anchor) // period + 1) if after >= anchor else 0
-    moment = anchor + steps * period
-    while True:
-        yield moment
-        moment += period
+    try:
+        moment = anchor + steps * period
+        while True:
+            yield moment
+            moment += period
+    except OverflowError:  # past the year 9999: a rate of millions of days has no next run
+        return
 
 
 def _cron_times(expression: Expression, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
