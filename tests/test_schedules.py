@@ -281,8 +281,9 @@ def test_list_query_is_checked(api):
     assert api.http.get("/schedules?limit=0").json_body["Message"].startswith("limit: ")
     assert api.http.get("/schedules?status=x").json_body["Message"].startswith("status: ")
     assert api.http.get("/schedules?nextToken=abc").json_body["Message"].startswith("nextToken: ")
-    refused = api.http.get("/jobs?scheduleId=x&status=Running")
-    assert refused.status_code == 400 and refused.json_body["Message"].startswith("scheduleId: ")
+    for query in ("scheduleId=sch-00000000000000000000000000000000&status=Running", "scheduleId=", "scheduleId=x"):
+        refused = api.http.get(f"/jobs?{query}")
+        assert refused.status_code == 400 and refused.json_body["Message"].startswith("scheduleId: "), query
 
 
 def test_a_firing_without_a_time_makes_nothing(api):

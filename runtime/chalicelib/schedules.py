@@ -109,8 +109,7 @@ def get(schedule_id: str) -> dict[str, Any]:
 
 def find(schedule_id: str) -> dict[str, Any] | None:
     """The stored schedule, or ``None`` (ids of another form name nothing and cost no read)."""
-    if not (schedule_id.startswith(ID_PREFIX) and len(schedule_id) == len(ID_PREFIX) + 32
-            and all(c in "0123456789abcdef" for c in schedule_id[len(ID_PREFIX):])):
+    if not store.SCHEDULE_ID.fullmatch(schedule_id):
         return None
     item = aws.dynamodb().get_item(TableName=config.jobs_table(), Key={"jobId": {"S": schedule_id}},
                                    ConsistentRead=True).get("Item")

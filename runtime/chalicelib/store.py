@@ -6,6 +6,7 @@ so a duplicate, a late message or a race can never move a job backwards.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, cast
@@ -22,6 +23,7 @@ BY_STATUS = "byStatus"
 BY_TIME = "byTime"
 # The jobs a recurring schedule made, newest firing first (only they carry scheduleId).
 BY_SCHEDULE = "bySchedule"
+SCHEDULE_ID = re.compile(r"sch-[0-9a-f]{32}")
 # Every job carries kind=job so the byTime index lists them all in time order.
 KIND = "job"
 # GET /jobs: a page holds 1 to MAX_LIMIT jobs, DEFAULT_LIMIT unless asked.
@@ -147,8 +149,11 @@ def parse_query(params: Mapping[str, str]) -> tuple[str | None, int, str | None]
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise JobError("status", f"must be one of {', '.join(STATUSES)}")
-    if status is not None and params.get("scheduleId") is not None:
+    schedule_id = params.get("scheduleId")
+    if schedule_id is not None and status is not None:
         raise JobError("scheduleId", "cannot be combined with status")
+    if schedule_id is not None and not SCHEDULE_ID.fullmatch(schedule_id):
+        raise JobError("scheduleId", "must be a schedule id: sch- and 32 hexadecimal digits")
     return status, pages.limit(params, DEFAULT_LIMIT, MAX_LIMIT), pages.token(params)
 
 
