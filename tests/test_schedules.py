@@ -281,6 +281,19 @@ def test_list_query_is_checked(api):
     assert api.http.get("/schedules?limit=0").json_body["Message"].startswith("limit: ")
     assert api.http.get("/schedules?status=x").json_body["Message"].startswith("status: ")
     assert api.http.get("/schedules?nextToken=abc").json_body["Message"].startswith("nextToken: ")
+    # A token continues only its own list: the schedules', the jobs', one schedule's jobs.
+    first, second = create(api, overlap="allow")["scheduleId"], create(api, overlap="allow")["scheduleId"]
+    for schedule_id in (first, second):
+        for days in (1, 2):
+            deliver(schedule_id, (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    tokens = {"schedules": api.http.get("/schedules?limit=1").json_body["nextToken"],
+              "jobs": api.http.get("/jobs?limit=1").json_body["nextToken"],
+              "first": api.http.get(f"/jobs?scheduleId={first}&limit=1").json_body["nextToken"]}
+    assert all(tokens.values())
+    for path, foreign in (("/schedules?", tokens["jobs"]), ("/jobs?", tokens["schedules"]),
+                          (f"/jobs?scheduleId={second}&", tokens["first"]), ("/schedules?", tokens["first"])):
+        refused = api.http.get(f"{path}nextToken={foreign}")
+        assert refused.status_code == 400 and refused.json_body["Message"].startswith("nextToken: "), path
     for query in ("scheduleId=sch-00000000000000000000000000000000&status=Running", "scheduleId=", "scheduleId=x"):
         refused = api.http.get(f"/jobs?{query}")
         assert refused.status_code == 400 and refused.json_body["Message"].startswith("scheduleId: "), query

@@ -31,6 +31,7 @@ KIND = "schedule"
 ID_PREFIX = "sch-"
 LAST_JOBS = 5
 DEFAULT_LIMIT, MAX_LIMIT = 50, 100
+TOKEN_LIST = "schedules"  # what a GET /schedules page token says it continues
 # Fields of the stored record no response carries (the key attribute is shown as scheduleId).
 PRIVATE_FIELDS = frozenset({"jobId", "kind", "sortKey", "apiUrl"})
 _DEFAULTS = {name: field["default"] for name, field in schema.component(schema.SCHEDULE_BODY)["properties"].items()
@@ -130,11 +131,22 @@ def page(limit: int, next_token: str | None) -> tuple[list[dict[str, Any]], str 
         "ExpressionAttributeNames": {"#k": "kind"}, "ExpressionAttributeValues": {":k": {"S": KIND}},
         "ScanIndexForward": False, "Limit": limit}
     if next_token:
-        args["ExclusiveStartKey"] = store.decode_token(next_token, store.BY_TIME)
+        args["ExclusiveStartKey"] = _start_key(next_token)
     answer = aws.dynamodb().query(**args)
     last = answer.get("LastEvaluatedKey")
-    return ([store.from_item(i) for i in answer["Items"]],
-            store.encode_token(last, store.BY_TIME) if last else None)
+    return [store.from_item(i) for i in answer["Items"]], pages.encode({"i": TOKEN_LIST, "k": last}) if last else None
+
+
+def _start_key(token: str) -> dict[str, Any]:
+    # Only a token of this list: a job list's start key would lie outside the schedules' partition.
+    position = pages.decode(token)
+    key = position.get("k")
+    if position.get("i") != TOKEN_LIST or not isinstance(key, dict) or key.get("kind") != {"S": KIND}:
+        raise pages.BadToken()
+    if set(key) != {"jobId", "sortKey", "kind"} or not all(
+            isinstance(v, dict) and list(v) == ["S"] and isinstance(v["S"], str) for v in key.values()):
+        raise pages.BadToken()
+    return dict(key)
 
 
 def public(record: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:

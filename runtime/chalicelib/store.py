@@ -169,6 +169,9 @@ def list_jobs(status: str | None, limit: int, next_token: str | None,
     args = _query(status, due_before) if schedule_id is None else _schedule_query(schedule_id)
     if next_token:
         args["ExclusiveStartKey"] = decode_token(next_token, args["IndexName"])
+        # A page of one schedule's jobs continues only that schedule's list (another's key is outside the query).
+        if schedule_id is not None and args["ExclusiveStartKey"]["scheduleId"] != {"S": schedule_id}:
+            raise pages.BadToken()
     page = aws.dynamodb().query(**args, Limit=limit)
     last = page.get("LastEvaluatedKey")
     return [cast(Job, from_item(i)) for i in page["Items"]], (encode_token(last, args["IndexName"]) if last else None)
