@@ -530,6 +530,8 @@ def _schedule_body(file: Path, *, cron: str | None, rate: str | None, tz: str | 
     """The POST /schedules body from the file and the options; a usage error for anything malformed."""
     loaded = _read_body(file)
     body: dict[str, Any] = loaded if "job" in loaded else {"job": loaded}
+    if isinstance(body["job"], dict) and body["job"].pop("scheduledAt", None) is not None:
+        _errors().print(f"[dim]{file}: its scheduledAt is left out: each firing sets the job's time[/dim]")
     if cron and rate:
         raise typer.BadParameter("give --cron or --rate, not both", param_hint="--cron / --rate")
     if cron:

@@ -83,11 +83,16 @@ def update(schedule_id: str, body: Any) -> dict[str, Any]:
     if removed:
         names.update({f"#r{i}": k for i, k in enumerate(removed)})
         expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removed)))
-    answer = aws.dynamodb().update_item(
-        TableName=config.jobs_table(), Key={"jobId": {"S": schedule_id}}, UpdateExpression=expression,
-        ConditionExpression="attribute_exists(jobId)", ExpressionAttributeNames=names,
-        ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(store.to_item(values).values())},
-        ReturnValues="ALL_NEW")
+    try:
+        answer = aws.dynamodb().update_item(
+            TableName=config.jobs_table(), Key={"jobId": {"S": schedule_id}}, UpdateExpression=expression,
+            ConditionExpression="attribute_exists(jobId)", ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(store.to_item(values).values())},
+            ReturnValues="ALL_NEW")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":  # deleted meanwhile
+            raise NotFound(schedule_id) from None
+        raise
     updated = store.from_item(answer["Attributes"])
     scheduler.put(updated, create=False)
     return updated
