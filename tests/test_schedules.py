@@ -199,8 +199,8 @@ def test_a_paused_schedules_late_firing_makes_nothing(api):
     assert deliver(schedule_id, LATER) == {"scheduleId": schedule_id, "ignored": "paused"}
 
 
-def test_a_template_without_a_name_takes_the_schedules(api):
-    """The job's own name wins; without one the job is named after the schedule."""
+def test_a_templates_own_name_wins_over_the_schedules(api):
+    """The job's own name wins (without one, the job takes the schedule's: see the firing-twice test)."""
     schedule_id = create(api, job={**HELLO, "name": "own"})["scheduleId"]
     assert store.get(deliver(schedule_id, LATER)["jobId"])["name"] == "own"
 
