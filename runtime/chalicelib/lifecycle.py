@@ -48,17 +48,10 @@ def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None
     key with another body is a :class:`Conflict`.
     """
     job = jobs.new_job(body)
-    if idempotency:
-        job["jobId"] = idempotent_id(*idempotency)
-        job["bodyHash"] = _body_hash(body)
-    existing = store.get(job["jobId"]) if idempotency else None
-    if existing is not None:
-        return _replay(existing, job, api_url), False
-    try:
+    if not idempotency:
         return _store_and_start(job, api_url), True
-    except store.AlreadyExists:
-        # The same key raced itself: the other request created it.
-        return _replay(get(job["jobId"]), job, api_url), False
+    job["jobId"] = idempotent_id(*idempotency)
+    return start_once(job, body, api_url)
 
 
 def idempotent_id(caller: str, key: str) -> str:
@@ -279,6 +272,7 @@ def start_once(job: Job, body: Any, api_url: str) -> tuple[Job, bool]:
     try:
         return _store_and_start(job, api_url), True
     except store.AlreadyExists:
+        # The same id raced itself: the other request created it.
         return _replay(get(job["jobId"]), job, api_url), False
 
 
