@@ -130,6 +130,26 @@ def test_the_same_firing_delivered_twice_makes_one_job_one_execution(api, aws):
     assert [j["jobId"] for j in listed] == [first["jobId"]]
 
 
+def test_a_repeat_starts_the_job_a_first_delivery_stored_but_died_before_starting(api, aws, monkeypatch):
+    """The first delivery wrote the job and crashed; the repeat starts it, once; a third delivery changes nothing."""
+    from chalicelib import workflow
+
+    schedule_id = create(api)["scheduleId"]
+    real_start = workflow.start
+    monkeypatch.setattr(workflow, "start", lambda job, user_data: (_ for _ in ()).throw(SystemExit("crash")))
+    with pytest.raises(SystemExit):
+        deliver(schedule_id, LATER)
+    monkeypatch.setattr(workflow, "start", real_start)
+    job_id = firing.job_id(schedule_id, LATER)
+    sfn = boto3.client("stepfunctions")
+    assert store.get(job_id)["status"] == statuses.SCHEDULED
+    assert sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"] == []
+    assert deliver(schedule_id, LATER) == {"scheduleId": schedule_id, "jobId": job_id, "created": False}
+    assert deliver(schedule_id, LATER) == {"scheduleId": schedule_id, "jobId": job_id, "created": False}
+    assert [e["name"] for e in sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]] == [job_id]
+    api.http.post(f"/jobs/{job_id}/cancel")
+
+
 @pytest.mark.slow
 def test_a_schedules_job_runs_to_terminated_ok_and_shows_in_last_jobs(api):
     """A firing now: the job runs the whole workflow; the schedule lists it in lastJobs; GET /jobs?scheduleId= too."""

@@ -3,7 +3,8 @@
 EventBridge Scheduler delivers at least once. The job's id is derived from
 the schedule id and the firing time, the execution is named after the job,
 and the job is written only if its id is new: a firing delivered twice finds
-the job the first delivery made (one job, one execution, one instance).
+the job the first delivery made (one job, one execution, one instance), and
+starts it only if the first delivery died between writing and starting it.
 
 The overlap rule looks at the schedule's latest jobs that have not ended:
 ``skip`` makes no job and counts the firing (once: the count moves only for a
@@ -48,9 +49,9 @@ def fire(event: dict[str, Any]) -> dict[str, Any]:
         # Deleted or paused since EventBridge Scheduler sent it.
         return {"scheduleId": schedule_id, "ignored": "no such schedule" if schedule is None else "paused"}
     new_id = job_id(schedule_id, moment)
-    existing = store.get(new_id)
-    if existing is not None:
-        return {"scheduleId": schedule_id, "jobId": new_id, "created": False}
+    if store.get(new_id) is not None:
+        # A repeat: the job is there (started now, should the first delivery have died before starting it).
+        return _start(schedule, new_id, moment)
     running = schedules.running_jobs(schedule_id, other_than=new_id)
     if running and schedule["overlap"] == "skip":
         return _skip(schedule, moment, [j["jobId"] for j in running])
@@ -72,8 +73,11 @@ def _start(schedule: dict[str, Any], new_id: str, moment: str) -> dict[str, Any]
     if not job["name"] and schedule.get("name"):
         job["name"] = schedule["name"]
     api_url = config.api_url() or schedule["apiUrl"]
-    made, created = lifecycle.start_once(job, {**body, "scheduleId": schedule["jobId"], "scheduledAt": moment},
-                                         api_url)
+    try:
+        made, created = lifecycle.start_once(job, {**body, "scheduleId": schedule["jobId"], "scheduledAt": moment},
+                                             api_url)
+    except lifecycle.Conflict:  # the template changed since the first delivery made the job: it stands
+        return {"scheduleId": schedule["jobId"], "jobId": new_id, "created": False}
     return {"scheduleId": schedule["jobId"], "jobId": made["jobId"], "created": created}
 
 
