@@ -4,7 +4,7 @@ The schedules live in the emulated Scheduler, in the stack's group, as the API
 created them. Twice a second this reads the enabled ones and, when a firing
 time has come, hands ``on_schedule`` the schedule's own target input with
 ``<aws.scheduler.scheduled-time>`` filled in, as EventBridge Scheduler does
-(the 2 s the local stack promises leave room for the handler). Firing times come from the
+(well inside the 2 s the local stack promises). Firing times come from the
 runtime's own expression module, so the local stack fires at the times the
 API shows in ``nextRuns``. A rate fires at its start (or creation), then
 every period, as in AWS.
