@@ -66,6 +66,8 @@ WILDCARD_REASONS = {
     "ReadJobSecretsAnyAccount": "The stack was deployed to allow secrets of other accounts and regions "
                                 "under the configured name prefix; each secret's resource policy must "
                                 "still grant this role.",
+    "ManageSchedules": "One EventBridge Scheduler schedule per recurring schedule, named by its id at run "
+                       "time; the ARN is limited to the stack's own schedule group.",
     "DecryptSharedSecrets": "A secret shared from another account is encrypted with that account's own KMS key, "
                             "whose id is not known here; only decryption through Secrets Manager is allowed.",
 }
@@ -358,4 +360,44 @@ def shared_images_and_secrets(stack: cdk.Stack, secret_name: str) -> list[iam.Po
             resources=[stack.format_arn(service="kms", resource="key", resource_name="*", region="*", account="*")],
             conditions={"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}},
         ),
+    ]
+
+
+def schedules(stack: cdk.Stack, *, table_arn: str, schedule_arn: str, scheduler_role_arn: str,
+              dead_letter_queue_arn: str) -> list[iam.PolicyStatement]:
+    """What the API and ``on_schedule`` need for recurring schedules (``schedule_arn``: any in the group)."""
+    return [
+        iam.PolicyStatement(
+            sid="ManageSchedules",
+            actions=["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+            resources=[schedule_arn],
+        ),
+        # EventBridge Scheduler checks that the caller may pass the role its schedule invokes as.
+        iam.PolicyStatement(
+            sid="PassSchedulerRole",
+            actions=["iam:PassRole"],
+            resources=[scheduler_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        ),
+        # A deleted schedule's record goes; job records are never deleted (their keys are UUIDs).
+        iam.PolicyStatement(
+            sid="DeleteScheduleRecords",
+            actions=["dynamodb:DeleteItem"],
+            resources=[table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["sch-*"]}},
+        ),
+        # Lambda sends a firing that failed after its retries to the schedules' dead letters as the function's role.
+        iam.PolicyStatement(
+            sid="FailedFiringsToDeadLetters",
+            actions=["sqs:SendMessage"],
+            resources=[dead_letter_queue_arn],
+        ),
+    ]
+
+
+def scheduler(*, function_arn: str, dead_letter_queue_arn: str) -> list[iam.PolicyStatement]:
+    """The scheduler execution role: invoke on_schedule, and park an undeliverable firing; nothing else."""
+    return [
+        iam.PolicyStatement(sid="InvokeOnSchedule", actions=["lambda:InvokeFunction"], resources=[function_arn]),
+        iam.PolicyStatement(sid="UndeliveredFirings", actions=["sqs:SendMessage"], resources=[dead_letter_queue_arn]),
     ]

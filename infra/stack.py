@@ -32,12 +32,15 @@ from constructs import Construct
 from chalicelib import config, statuses, store
 from infra import definition, packaging, permissions
 from infra.network import Network, NetworkSettings
+from infra.schedules import Schedules
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 API_GATEWAY_STAGE = "api"
 # Amazon's ECS-optimised Amazon Linux 2023: Docker and the ECS agent preinstalled.
 ECS_AL2023_IMAGE = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 API_HANDLER = "APIHandler"
+# The function each recurring schedule's firing invokes (through EventBridge Scheduler, not a rule).
+SCHEDULE_HANDLER = "on_schedule"
 # How hard EventBridge tries to hand an event to a handler, and Lambda to run
 # it (Lambda's own limit is 2 retries) before the event goes to the dead letters.
 EVENT_DELIVERY_ATTEMPTS = 10
@@ -96,11 +99,13 @@ class JobSchedulerStack(cdk.Stack):
         self.state_machine = self._create_state_machine()
         self.api_role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                                  description="jobscheduler API and event handlers")
+        self.schedules = Schedules(self, "Schedules", group_name=f"{self.stack_name}-schedules"[:64])
         self.api = self._create_api()
         self.failed_events = self._create_failed_events_queue()
         self.api_policy = self._grant_api()
         self.rules = self._wire_event_handlers()
         self.alarms = self._create_alarms()
+        self._wire_schedules()
         self._create_outputs()
 
     # -- data -----------------------------------------------------------------
@@ -238,6 +243,7 @@ class JobSchedulerStack(cdk.Stack):
                config.ALLOW_CROSS_ACCOUNT: str(self.settings.allow_cross_account).lower()}
         if self.settings.default_instance_types:
             env[config.DEFAULT_INSTANCE_TYPES] = self.settings.default_instance_types
+        env.update(self.schedules.environment())
         stage_config = {
             "api_gateway_stage": API_GATEWAY_STAGE,
             "api_gateway_endpoint_type": "REGIONAL",
@@ -333,7 +339,10 @@ class JobSchedulerStack(cdk.Stack):
             stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name,
             launch_template_arn=permissions.ec2_arn(self, "launch-template",
                                                     self.launch_template.launch_template_id or ""),
-        ) + permissions.failed_events(self.failed_events.queue_arn))
+        ) + permissions.failed_events(self.failed_events.queue_arn) + permissions.schedules(
+            self, table_arn=self.table.table_arn, schedule_arn=self.schedules.schedule_arn("*"),
+            scheduler_role_arn=self.schedules.role.role_arn,
+            dead_letter_queue_arn=self.schedules.dead_letters.queue_arn))
 
     # -- events, alarms, outputs ------------------------------------------------
 
@@ -386,6 +395,8 @@ class JobSchedulerStack(cdk.Stack):
             if logical_id in streamed:
                 self._read_job_table_stream(logical_id, function.get_att("Arn").to_string())
                 continue
+            if logical_id == to_cfn_resource_name(SCHEDULE_HANDLER):
+                continue  # EventBridge Scheduler invokes it (_wire_schedules)
             if logical_id not in handlers:
                 raise ValueError(f"runtime/app.py defines the Lambda function {logical_id}, which no "
                                  "event triggers: add it to JobSchedulerStack.event_handlers")
@@ -435,6 +446,19 @@ class JobSchedulerStack(cdk.Stack):
         # Lambda checks the role's stream permissions when the mapping is created.
         mapping.node.add_dependency(self.api_policy)
         return mapping
+
+    def _wire_schedules(self) -> None:
+        """EventBridge Scheduler invokes on_schedule (and only it); an alarm watches the firings' dead letters."""
+        (handler,) = [f for f in packaging.sam_resources(self.api, "AWS::Serverless::Function")
+                      if f.node.id == to_cfn_resource_name(SCHEDULE_HANDLER)]
+        (api_handler,) = [f for f in packaging.sam_resources(self.api, "AWS::Serverless::Function")
+                          if f.node.id == API_HANDLER]
+        self.schedules.connect(handler, api_handler, after=self.api_policy)
+        alarm = self.schedules.alarm()
+        if self.settings.alarm_topic_arn:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(
+                sns.Topic.from_topic_arn(self, "ScheduleAlarmTopic", self.settings.alarm_topic_arn)))
+        self.alarms.append(alarm)
 
     def _create_alarms(self) -> list[cloudwatch.Alarm]:
         """Alarms on what needs a person: a failed execution, an event no handler could take."""

@@ -28,7 +28,8 @@ from jobscheduler import client as api
 from jobscheduler import render
 
 EXIT_CODES = ("Exit codes: 0 ok; 1 the watched job ended, but not TerminatedOK; 2 bad usage, or a request the "
-              "API refused (400); 3 no such job (404); 4 the API could not be reached or answered another error.")
+              "API refused (400); 3 no such job or schedule (404); 4 the API could not be reached or answered "
+              "another error.")
 app = typer.Typer(no_args_is_help=True, add_completion=False, epilog=EXIT_CODES,
                   help="Run a Docker image on an EC2 Spot instance at a chosen time.")
 local_app = typer.Typer(add_completion=False)
@@ -141,16 +142,18 @@ def list_jobs(
     next_token: Annotated[str | None, typer.Option(help="Continue after a previous page.", show_default=False)]
     = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Follow nextToken to the last page.")] = False,
+    schedule: Annotated[str | None, typer.Option(
+        "--schedule", help="Only the jobs this schedule made, newest firing first.", show_default=False)] = None,
     api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List jobs, newest scheduled first."""
     client = _connect(api_url, stack, region)
-    page = _call(client.list, status, limit, next_token)
+    page = _call(client.list, status, limit, next_token, schedule)
     jobs = list(page["jobs"])
     while all_pages and page.get("nextToken"):
         token = page["nextToken"]
-        page = _call(client.list, status, limit, token)
+        page = _call(client.list, status, limit, token, schedule)
         jobs += page["jobs"]
     if as_json:
         _emit({"jobs": jobs, "nextToken": page.get("nextToken")})
@@ -392,7 +395,7 @@ def interrupt(
 
 
 # What only the local stack imports: the emulator and its web server, the runtime's web framework and validator.
-LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice", "fastjsonschema"}
+LOCAL_EXTRA = {"moto", "flask", "werkzeug", "chalice", "fastjsonschema", "cronsim"}
 
 
 def _local_stack() -> Any:
@@ -412,6 +415,171 @@ def _local_stack() -> Any:
     from jobscheduler.local import main
 
     return main
+
+
+# --- recurring schedules: `jobscheduler schedules ...`, each firing one job ---------------------------------
+
+schedules_app = typer.Typer(add_completion=False, no_args_is_help=True, epilog=EXIT_CODES,
+                            help="Recurring schedules: run a job on a cron or a rate, one job per firing.")
+ScheduleArgument = Annotated[str, typer.Argument(help="The schedule id (sch-...).", show_default=False)]
+_CRON_FIELDS = 6
+
+
+@schedules_app.command("create")
+def create(
+    file: Annotated[Path, typer.Argument(
+        help="The job to run at each firing: a job body like input/*.json (without scheduledAt), or a whole "
+             "schedule body with expression and job; '-' reads standard input.", show_default=False)],
+    cron: Annotated[str | None, typer.Option(
+        help="EventBridge Scheduler cron: 'cron(0 2 * * ? *)' or its six fields '0 2 * * ? *' "
+             "(minutes hours day-of-month month day-of-week year; ? in one day field).", show_default=False)]
+    = None,
+    rate: Annotated[str | None, typer.Option(
+        help="A rate: 'rate(1 hour)' or '1 hour' (minute(s), hour(s), day(s); at least a minute).",
+        show_default=False)] = None,
+    tz: Annotated[str | None, typer.Option(
+        "--tz", help="IANA time zone of the cron's times, e.g. Europe/Berlin (default UTC).", show_default=False)]
+    = None,
+    overlap: Annotated[str | None, typer.Option(
+        help="A firing while the previous job runs: skip (default), allow, or cancel-previous.",
+        show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(help="A name to recognise the schedule by.", show_default=False)]
+    = None,
+    start: Annotated[str | None, typer.Option(help="No firing before this RFC 3339 time.", show_default=False)]
+    = None,
+    end: Annotated[str | None, typer.Option(help="No firing after this RFC 3339 time.", show_default=False)]
+    = None,
+    paused: Annotated[bool, typer.Option("--paused", help="Create it paused (resume it later).")] = False,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a schedule from a job file and a --cron or --rate; prints its next runs."""
+    body = _schedule_body(file, cron=cron, rate=rate, tz=tz, overlap=overlap, name=name, start=start, end=end,
+                          paused=paused)
+    schedule = _call(_connect(api_url, stack, region).create_schedule, body)
+    if as_json:
+        _emit(schedule)
+        return
+    console = _console()
+    console.print(render.schedule_details(schedule))
+    console.print(f"[dim]its jobs: jobscheduler list --schedule {schedule['scheduleId']}[/dim]")
+
+
+@schedules_app.command("list")
+def list_schedules(
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Schedules per page.")] = 50,
+    next_token: Annotated[str | None, typer.Option(help="Continue after a previous page.", show_default=False)]
+    = None,
+    all_pages: Annotated[bool, typer.Option("--all", help="Follow nextToken to the last page.")] = False,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List schedules, newest first, each with its next run."""
+    client = _connect(api_url, stack, region)
+    page = _call(client.list_schedules, limit, next_token)
+    found = list(page["schedules"])
+    while all_pages and page.get("nextToken"):
+        page = _call(client.list_schedules, limit, page["nextToken"])
+        found += page["schedules"]
+    if as_json:
+        _emit({"schedules": found, "nextToken": page.get("nextToken")})
+        return
+    console = _console()
+    if not found:
+        console.print("no schedules")
+        return
+    console.print(render.schedule_table(found))
+    if page.get("nextToken"):
+        console.print(f"[dim]more: jobscheduler schedules list --next-token {page['nextToken']}  (or --all)[/dim]")
+
+
+@schedules_app.command("show")
+def show(
+    schedule_id: ScheduleArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a schedule: its next runs and the latest jobs it made."""
+    schedule = _call(_connect(api_url, stack, region).get_schedule, schedule_id)
+    if as_json:
+        _emit(schedule)
+    else:
+        _console().print(render.schedule_details(schedule))
+
+
+@schedules_app.command("pause")
+def pause(
+    schedule_id: ScheduleArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pause a schedule: no firing until it is resumed (its jobs go on)."""
+    _switch(schedule_id, False, api_url, stack, region, as_json)
+
+
+@schedules_app.command("resume")
+def resume(
+    schedule_id: ScheduleArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Resume a paused schedule: it fires again from its next run on."""
+    _switch(schedule_id, True, api_url, stack, region, as_json)
+
+
+@schedules_app.command("delete")
+def delete(
+    schedule_id: ScheduleArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a schedule; the jobs it already made go on."""
+    _call(_connect(api_url, stack, region).delete_schedule, schedule_id)
+    if as_json:
+        _emit({"scheduleId": schedule_id, "deleted": True})
+    else:
+        _console().print(f"deleted {schedule_id}")
+
+
+def _switch(schedule_id: str, enabled: bool, api_url: str | None, stack: str, region: str | None,
+            as_json: bool) -> None:
+    schedule = _call(_connect(api_url, stack, region).update_schedule, schedule_id, {"enabled": enabled})
+    if as_json:
+        _emit(schedule)
+        return
+    runs = schedule.get("nextRuns") or []
+    _console().print(f"{'resumed' if enabled else 'paused'} {schedule_id}"
+                         + (f"; next run {runs[0]} (UTC)" if runs else ""))
+
+
+def _schedule_body(file: Path, *, cron: str | None, rate: str | None, tz: str | None, overlap: str | None,
+                   name: str | None, start: str | None, end: str | None, paused: bool) -> dict[str, Any]:
+    """The POST /schedules body from the file and the options; a usage error for anything malformed."""
+    loaded = _read_body(file)
+    body: dict[str, Any] = loaded if "job" in loaded else {"job": loaded}
+    if isinstance(body["job"], dict) and body["job"].pop("scheduledAt", None) is not None:
+        _errors().print(f"[dim]{file}: its scheduledAt is left out: each firing sets the job's time[/dim]")
+    if cron and rate:
+        raise typer.BadParameter("give --cron or --rate, not both", param_hint="--cron / --rate")
+    if cron:
+        body["expression"] = cron if cron.startswith("cron(") else f"cron({cron})"
+        if len(body["expression"][5:-1].split()) != _CRON_FIELDS:
+            raise typer.BadParameter("a cron has six fields: minutes hours day-of-month month day-of-week year, "
+                                     "like '0 2 * * ? *'", param_hint="--cron")
+    if rate:
+        body["expression"] = rate if rate.startswith("rate(") else f"rate({' '.join(rate.split())})"
+    if "expression" not in body:
+        raise typer.BadParameter("give --cron or --rate (or a schedule body with an expression)",
+                                 param_hint="--cron / --rate")
+    for key, value in (("timezone", tz), ("overlap", overlap), ("name", name), ("startAt", start), ("endAt", end)):
+        if value is not None:
+            body[key] = value
+    if paused:
+        body["enabled"] = False
+    return body
+
+
+app.add_typer(schedules_app, name="schedules")
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ TERMINAL = frozenset({"TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", 
 OK = 0
 JOB_NOT_OK = 1  # `watch`: the job ended, but not TerminatedOK
 USAGE = 2  # bad arguments, an unreadable file, or the API refused the request as invalid (400)
-NOT_FOUND = 3  # no such job (404)
+NOT_FOUND = 3  # no such job or schedule (404)
 API_ERROR = 4  # the API could not be reached, or answered with any other error (401/403/409/5xx)
 
 
@@ -54,7 +54,7 @@ class Refused(ApiError):
 
 
 class NotFound(ApiError):
-    """404: no such job."""
+    """404: no such job (or schedule)."""
 
     exit_code = NOT_FOUND
 
@@ -115,9 +115,10 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self.request("POST", "/jobs", body=body, headers=headers)
 
-    def list(self, status: str | None = None, limit: int = 50, next_token: str | None = None) -> dict[str, Any]:
-        """``GET /jobs``: one page, ``{"jobs": [...], "nextToken"}``."""
-        params = {"status": status, "limit": str(limit), "nextToken": next_token}
+    def list(self, status: str | None = None, limit: int = 50, next_token: str | None = None,
+             schedule_id: str | None = None) -> dict[str, Any]:
+        """``GET /jobs``: one page, ``{"jobs": [...], "nextToken"}`` (``schedule_id``: the jobs it made)."""
+        params = {"status": status, "limit": str(limit), "nextToken": next_token, "scheduleId": schedule_id}
         return self.request("GET", "/jobs", params={k: v for k, v in params.items() if v})
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -136,6 +137,27 @@ class Client:
     def timeline(self, job_id: str) -> dict[str, Any]:
         """``GET /jobs/{id}/timeline``: the states the execution passed, with durations."""
         return self.request("GET", f"/jobs/{_id(job_id)}/timeline")
+
+    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /schedules``: the created schedule, with its next runs."""
+        return self.request("POST", "/schedules", body=body)
+
+    def list_schedules(self, limit: int = 50, next_token: str | None = None) -> dict[str, Any]:
+        """``GET /schedules``: one page, ``{"schedules": [...], "nextToken"}``."""
+        params = {"limit": str(limit), **({"nextToken": next_token} if next_token else {})}
+        return self.request("GET", "/schedules", params=params)
+
+    def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """``GET /schedules/{id}``: the schedule, its next runs and latest jobs."""
+        return self.request("GET", f"/schedules/{_id(schedule_id, 'scheduleId')}")
+
+    def update_schedule(self, schedule_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /schedules/{id}``: the schedule as changed (``{"enabled": false}`` pauses it)."""
+        return self.request("PATCH", f"/schedules/{_id(schedule_id, 'scheduleId')}", body=changes)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """``DELETE /schedules/{id}``: no more firings; the jobs it made go on."""
+        self.request("DELETE", f"/schedules/{_id(schedule_id, 'scheduleId')}")
 
     def request(self, method: str, path: str, *, params: dict[str, str] | None = None, body: Any = None,
                 headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -184,6 +206,8 @@ def _answer(method: str, path: str, response: requests.Response) -> dict[str, An
         payload = None
     if response.status_code < 400 and isinstance(payload, dict):
         return payload
+    if response.status_code == 204:  # DELETE: done, nothing to say
+        return {}
     if isinstance(payload, dict) and payload.get("Message"):
         message, code = str(payload["Message"]), str(payload.get("Code", ""))
     elif isinstance(payload, dict) and payload.get("message"):  # API Gateway's own answers
@@ -194,8 +218,8 @@ def _answer(method: str, path: str, response: requests.Response) -> dict[str, An
     raise kind(message, response.status_code, code)
 
 
-def _id(job_id: str) -> str:
-    # Job ids are UUIDs; anything else must not be able to change the path.
+def _id(job_id: str, field: str = "jobId") -> str:
+    # Job ids are UUIDs, schedule ids sch-<hex>; anything else must not be able to change the path.
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", job_id):
-        raise NotFound(f"jobId: {job_id!r} is not a job id")
+        raise NotFound(f"{field}: {job_id!r} is not a {'schedule' if field == 'scheduleId' else 'job'} id")
     return job_id

@@ -167,3 +167,62 @@ def change_line(job: dict[str, Any]) -> Text:
     return Text.assemble(f"{datetime.now():%H:%M:%S}  ", status(name), " " * max(1, 15 - len(name)),
                          (job.get("statusReason") or "", "dim"))
 
+
+
+def schedule_table(schedules: list[dict[str, Any]]) -> Table:
+    """``schedules list``: one row per schedule."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("SCHEDULE", no_wrap=True, min_width=36)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("EXPRESSION", no_wrap=True)
+    table.add_column("ZONE", no_wrap=True)
+    table.add_column("NEXT RUN (UTC)", no_wrap=True, min_width=20)
+    table.add_column("SKIPPED", justify="right", no_wrap=True)
+    table.add_column("NAME", overflow="fold")
+    for schedule in schedules:
+        runs = schedule.get("nextRuns") or []
+        table.add_row(schedule["scheduleId"], _state(schedule), schedule.get("expression", ""),
+                      schedule.get("timezone", ""), runs[0] if runs else "-", str(schedule.get("skippedRuns", 0)),
+                      schedule.get("name") or "")
+    return table
+
+
+def schedule_details(schedule: dict[str, Any]) -> RenderableType:
+    """``schedules show``: the schedule's fields, its next runs and its latest jobs."""
+    table = Table(show_header=False, box=None, padding=(0, 2), pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    job = schedule.get("job") or {}
+    skipped = f"{schedule.get('skippedRuns', 0)}" + (f", last for {schedule['lastSkippedAt']}"
+                                                     if schedule.get("lastSkippedAt") else "")
+    rows: list[tuple[str, RenderableType | None]] = [
+        ("schedule", schedule["scheduleId"]),
+        ("name", schedule.get("name") or None),
+        ("state", _state(schedule)),
+        ("expression", f"{schedule.get('expression')} in {schedule.get('timezone')}"),
+        ("overlap", schedule.get("overlap")),
+        ("window", " to ".join(t or "…" for t in (schedule.get("startAt"), schedule.get("endAt")))
+         if schedule.get("startAt") or schedule.get("endAt") else None),
+        ("job", f"{job.get('image', '')}" + (f"  {shlex.join(job['command'])}" if job.get("command") else "")),
+        ("next runs (UTC)", ", ".join(schedule.get("nextRuns") or []) or "none"),
+        ("skipped runs", skipped),
+        ("created", schedule.get("createdAt")),
+        ("by", schedule.get("submittedBy")),
+    ]
+    for label, value in rows:
+        if value is not None:
+            table.add_row(label, value)
+    last = schedule.get("lastJobs") or []
+    if not last:
+        return Group(table, Text("no jobs yet", style="dim"))
+    jobs = Table(box=None, header_style="bold", pad_edge=False, title="latest jobs", title_justify="left",
+                 title_style="bold")
+    for column in ("JOB", "STATUS", "SCHEDULED"):
+        jobs.add_column(column, no_wrap=True)
+    for made in last:
+        jobs.add_row(made["jobId"], status(made.get("status")), made.get("scheduledAt", ""))
+    return Group(table, Text(""), jobs)
+
+
+def _state(schedule: dict[str, Any]) -> Text:
+    return Text("enabled", style="green") if schedule.get("enabled", True) else Text("paused", style="yellow")

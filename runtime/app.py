@@ -21,7 +21,20 @@ from chalice import (
 )
 from chalice.app import Request
 
-from chalicelib import auth, cleanup, config, events, jobs, lifecycle, logs, schema, store, timeline
+from chalicelib import (
+    auth,
+    cleanup,
+    config,
+    events,
+    firing,
+    jobs,
+    lifecycle,
+    logs,
+    schedules,
+    schema,
+    store,
+    timeline,
+)
 from chalicelib.schema import JobError
 
 app = Chalice(app_name="jobscheduler")
@@ -42,6 +55,8 @@ def api_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             raise BadRequestError(str(exc)) from None
         except lifecycle.NotFound as exc:
             raise NotFoundError(f"jobId: no job {exc}") from None
+        except schedules.NotFound as exc:
+            raise NotFoundError(f"scheduleId: no schedule {exc}") from None
         except lifecycle.Conflict as exc:
             raise ConflictError(str(exc)) from None
         except auth.Unauthorized as exc:
@@ -115,8 +130,9 @@ def schedule_job() -> Response:
 @api_errors
 def list_jobs() -> dict[str, Any]:
     """One page of jobs, newest first; ?status= filters, ?limit= 1-100, ?nextToken= continues."""
-    status, limit, token = store.parse_query(dict(current().query_params or {}))
-    items, next_token = store.list_jobs(status, limit, token)
+    params = dict(current().query_params or {})
+    status, limit, token = store.parse_query(params)
+    items, next_token = store.list_jobs(status, limit, token, schedule_id=params.get("scheduleId"))
     return {"jobs": [jobs.public(j) for j in items], "nextToken": next_token}
 
 
@@ -196,3 +212,55 @@ def job_timeline(job_id: str) -> dict[str, Any]:
 def on_job_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The job table's stream: publish each status change to EventBridge; price attempts, cost ended jobs."""
     return events.on_job_change(event.get("Records") or [])
+
+
+def caller() -> str | None:
+    """The signed-in caller (IAM auth), when the request says."""
+    identity = (current().context or {}).get("identity") or {}
+    return str(identity.get("userArn") or identity.get("caller") or "") or None
+
+
+@app.route("/schedules", methods=["POST"], authorizer=iam)
+@api_errors
+def create_schedule() -> Response:
+    """Create a recurring schedule: 201 with it (next runs included) and its Location."""
+    record = schedules.create(json_body(), api_url(), caller())
+    return Response(body=schedules.public(record), status_code=201,
+                    headers={"Location": f"/schedules/{record['jobId']}"})
+
+
+@app.route("/schedules", methods=["GET"], authorizer=iam)
+@api_errors
+def list_schedules() -> dict[str, Any]:
+    """One page of schedules, newest first; ?limit= 1-100, ?nextToken= continues."""
+    limit, token = schedules.parse_query(dict(current().query_params or {}))
+    items, next_token = schedules.page(limit, token)
+    return {"schedules": [schedules.public(s) for s in items], "nextToken": next_token}
+
+
+@app.route("/schedules/{schedule_id}", methods=["GET"], authorizer=iam)
+@api_errors
+def get_schedule(schedule_id: str) -> dict[str, Any]:
+    """The schedule with its next runs and latest jobs."""
+    return schedules.public(schedules.get(schedule_id))
+
+
+@app.route("/schedules/{schedule_id}", methods=["PATCH"], authorizer=iam)
+@api_errors
+def update_schedule(schedule_id: str) -> dict[str, Any]:
+    """Change a schedule; enabled false pauses it, true resumes it."""
+    return schedules.public(schedules.update(schedule_id, json_body()))
+
+
+@app.route("/schedules/{schedule_id}", methods=["DELETE"], authorizer=iam)
+@api_errors
+def delete_schedule(schedule_id: str) -> Response:
+    """Delete a schedule: 204; the jobs it made go on."""
+    schedules.delete(schedule_id)
+    return Response(body="", status_code=204)
+
+
+@app.lambda_function(name="on_schedule")
+def on_schedule(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge Scheduler: a schedule fired; make its one job for this firing (or count a skip)."""
+    return firing.fire(event)

@@ -3,9 +3,10 @@
 ``tests/test_fuzz.py`` runs a few hundred requests in CI; the long campaign is
 ``FUZZ_REQUESTS=5000 .venv/bin/pytest tests/test_fuzz.py -s``.
 
-Every generated job is moved 30 days ahead and cancelled once created, so no
-fuzzed command ever runs on this machine (the local instance emulator would run
-it as a plain process).
+Every generated job is moved 30 days ahead and cancelled once created, and
+every generated schedule is created or left paused, so no fuzzed command ever
+runs on this machine (the local instance emulator would run it as a plain
+process).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Report:
     server_errors: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
     created: set[str] = field(default_factory=set)
+    schedules: set[str] = field(default_factory=set)  # the schedules created (all paused)
 
     def record(self, case: Any, response: requests.Response) -> None:
         """Count the answer and keep any that breaks a rule."""
@@ -67,27 +69,31 @@ def campaign(api_url: str, total: int, seed: int = 0) -> Report:
     operations = [result.ok() for result in schema.get_all_operations()]
     report, session = Report(), requests.Session()
     known = [_seed_job(session, api_url, report)]
+    known_schedules = [_seed_schedule(session, api_url, report)]
     per_run = max(1, total // (len(operations) * 2))
     rng = random.Random(seed)
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            _fuzz(operation, mode, per_run, api_url, session, report, known, rng)
+            _fuzz(operation, mode, per_run, api_url, session, report, known, rng, known_schedules)
     return report
 
 
 def _fuzz(operation: Any, mode: GenerationMode, examples: int, api_url: str, session: requests.Session,
-          report: Report, known: list[str], rng: random.Random) -> None:
+          report: Report, known: list[str], rng: random.Random, known_schedules: list[str]) -> None:
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True, phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def one(case: Any) -> None:
         _tame(case, known, rng)
+        _tame_schedule(case, known_schedules, rng)
         response = case.call(base_url=api_url, session=session, timeout=30)
         report.record(case, response)
         if case.method == "POST" and case.path == "/jobs" and response.status_code in (200, 201):
             job_id = response.json()["jobId"]
             report.created.add(job_id)
             session.post(f"{api_url}/jobs/{job_id}/cancel", timeout=30)
+        if case.method == "POST" and case.path == "/schedules" and response.status_code == 201:
+            report.schedules.add(response.json()["scheduleId"])
 
     one()
 
@@ -99,6 +105,23 @@ def _tame(case: Any, known: list[str], rng: random.Random) -> None:
     # Nothing fuzzed may run: jobs wait 30 days (and are cancelled once created).
     if case.path == "/jobs" and case.method == "POST" and isinstance(case.body, dict):
         case.body["scheduledAt"] = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tame_schedule(case: Any, known: list[str], rng: random.Random) -> None:
+    # Half the time the schedule exists; a created or changed schedule stays paused (it never fires a job).
+    if case.path_parameters and "scheduleId" in case.path_parameters and rng.random() < 0.5:
+        case.path_parameters["scheduleId"] = rng.choice(known)
+    if case.path.startswith("/schedules") and case.method in ("POST", "PATCH") and isinstance(case.body, dict):
+        case.body["enabled"] = False
+
+
+def _seed_schedule(session: requests.Session, api_url: str, report: Report) -> str:
+    response = session.post(f"{api_url}/schedules", json={"expression": "rate(1 day)", "enabled": False,
+                                                          "job": {"image": "busybox:1.36"}}, timeout=30)
+    response.raise_for_status()
+    schedule_id = str(response.json()["scheduleId"])
+    report.schedules.add(schedule_id)
+    return schedule_id
 
 
 def _seed_job(session: requests.Session, api_url: str, report: Report) -> str:

@@ -20,7 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import jobs, store
+from chalicelib import config, jobs, scheduler, store
 from chalicelib.statuses import TAG_JOB, TAG_STACK
 from infra.app import DEFAULT_STACK_NAME
 from jobscheduler.local import events as local_events
@@ -41,6 +41,7 @@ ON_BEHALF = {
     "dynamodb:GetShardIterator": "the event source mapping reads the job table's stream",
     "dynamodb:ListStreams": "the event source mapping reads the job table's stream",
     "sqs:SendMessage": "Lambda sends a failed asynchronous invocation to the on-failure destination",
+    "iam:PassRole": "EventBridge Scheduler checks that the caller of CreateSchedule may pass the scheduler role",
 }
 WORKFLOW_ROLE = ACCOUNT_ROLE.rsplit("/", 1)[1]  # the role the emulated state machine runs as
 # The template's names the emulation has no counterpart for (tests/iam.py resolves them to nothing).
@@ -86,7 +87,7 @@ def invoke(enforcement: iam.Enforcement, function: str, event: dict[str, Any]) -
     import app
 
     handler = {"OnSpotInterruption": app.on_spot_interruption, "OnExecutionEnded": app.on_execution_ended,
-               "Sweeper": app.sweeper, "OnJobChange": app.on_job_change}[function]
+               "Sweeper": app.sweeper, "OnJobChange": app.on_job_change, "OnSchedule": app.on_schedule}[function]
     with enforcement.as_function(function):
         return handler(event, None)
 
@@ -123,6 +124,7 @@ def test_every_function_runs_under_its_roles_policy_and_uses_every_grant(api, aw
     assert http(enforced, api, "POST", f"/jobs/{cancelled['jobId']}/cancel").status_code == 202
     stopped = stopped_job_cleaned_up(api, aws, enforced)
     sweep_until_idle(aws, enforced)
+    schedule_made_fired_and_deleted(api, enforced)
 
     assert store.get(job["jobId"])["status"] == jobs.TERMINATED_OK
     assert store.get(cancelled["jobId"])["status"] == jobs.CANCELLED
@@ -197,6 +199,24 @@ def sweep_until_idle(aws, enforced: iam.Enforcement) -> None:
     rule = f"arn:aws:events:{iam.REGION}:{iam.ACCOUNT}:rule/{aws.sweeper_rule}"
     answer = invoke(enforced, "Sweeper", events.scheduled_event(rule))
     assert (answer["terminated"], answer["sleeping"]) == ([stray], True)
+
+
+def schedule_made_fired_and_deleted(api, enforced: iam.Enforcement) -> None:
+    """A schedule is created, paused, resumed and listed; its firing makes one job; deleting it leaves the job."""
+    created = http(enforced, api, "POST", "/schedules", {"expression": "rate(1 day)", "job": HELLO})
+    assert created.status_code == 201, created.body
+    schedule_id = created.json_body["scheduleId"]
+    for enabled in (False, True):
+        assert http(enforced, api, "PATCH", f"/schedules/{schedule_id}", {"enabled": enabled}).status_code == 200
+    assert http(enforced, api, "GET", "/schedules").json_body["schedules"][0]["scheduleId"] == schedule_id
+    # The target input the schedule holds (tests/test_schedules.py reads it back from the emulated Scheduler).
+    firing = json.loads(scheduler.target_input(schedule_id).replace(scheduler.SCHEDULED_TIME, LATER))
+    made = invoke(enforced, "OnSchedule", firing)
+    assert made["created"] is True and invoke(enforced, "OnSchedule", firing)["created"] is False
+    listed = http(enforced, api, "GET", f"/jobs?scheduleId={schedule_id}").json_body["jobs"]
+    assert [j["jobId"] for j in listed] == [made["jobId"]]
+    assert http(enforced, api, "DELETE", f"/schedules/{schedule_id}").status_code == 204
+    assert http(enforced, api, "POST", f"/jobs/{made['jobId']}/cancel").status_code == 202
 
 
 # --- Spot warnings: only "not ours" is ignored -------------------------------------------------------------
@@ -305,3 +325,20 @@ def test_local_stack_delivers_events_in_the_documented_envelope():
     sample = events.load("step-functions-execution-status-change")
     assert set(ended) == set(sample)
     assert set(ended["detail"]) <= set(sample["detail"])
+
+
+# --- schedules: only the stack's group ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_schedule_outside_the_stacks_group_is_refused_and_leaves_nothing(api, aws, enforce, monkeypatch):
+    """Pointed at another schedule group, CreateSchedule is denied (the grant names only the stack's group); the
+    schedule's record is removed again, so nothing is left that would never fire."""
+    boto3.client("scheduler").create_schedule_group(Name="someone-elses")
+    enforced = enforce()
+    monkeypatch.setenv(config.SCHEDULE_GROUP, "someone-elses")
+    response = http(enforced, api, "POST", "/schedules", {"expression": "rate(1 day)", "job": HELLO})
+    assert response.status_code == 500
+    assert [c.action for c in enforced.denied()] == ["scheduler:CreateSchedule"]
+    monkeypatch.setenv(config.SCHEDULE_GROUP, f"{DEFAULT_STACK_NAME}-schedules")
+    assert http(enforced, api, "GET", "/schedules").json_body["schedules"] == []

@@ -33,6 +33,7 @@ EXPECTED = {
     "env-and-command.json": ("TerminatedOK", 0),
     "failing-command.json": ("TerminatedNOK", 3),
     "hello-world.json": ("TerminatedOK", 0),
+    "nightly.json": ("TerminatedOK", 0),
 }
 SLEEPER = {"name": "sleeps through a Spot interruption", "image": "busybox:1.36",
            "command": ["sleep", "20"], "maxRuntimeSeconds": 120}

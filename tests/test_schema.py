@@ -253,3 +253,70 @@ def test_the_stored_job_is_what_the_document_describes():
     assert set(schema.component(schema.JOB_BODY)["properties"]) <= stored
     assert stored - jobs.PRIVATE_FIELDS == set(schema.component("Job")["properties"])
     assert set(typing.get_type_hints(jobs.Attempt)) == set(schema.component("Attempt")["properties"])
+
+
+def schedule(**fields: Any) -> dict[str, Any]:
+    """A schedule body, with ``fields`` on top (its job: a job body without scheduledAt)."""
+    return {"expression": "cron(0 2 * * ? *)", "job": {"image": "busybox:1.36"}, **fields}
+
+
+SCHEDULE_BODIES: list[tuple[str | None, Any]] = [
+    (None, schedule()),
+    (None, schedule(expression="rate(5 minutes)", timezone="Europe/Berlin", name="nightly", overlap="allow",
+                    enabled=False, startAt=FAR, endAt=None)),
+    (None, schedule(job={"image": "busybox:1.36", "env": {"A": "1"}, "command": ["true"], "maxRuntimeSeconds": 60})),
+    ("body", []),
+    ("expression", {"job": {"image": "busybox:1.36"}}),
+    ("expression", schedule(expression="")),
+    ("expression", schedule(expression=5)),
+    ("job", schedule(job=None)),
+    ("job", {"expression": "rate(1 hour)"}),
+    ("job.image", schedule(job={})),
+    ("job.image", schedule(job={"image": "UPPER/case"})),
+    ("job.scheduledAt", schedule(job={"image": "busybox:1.36", "scheduledAt": FAR})),
+    ("job.colour", schedule(job={"image": "busybox:1.36", "colour": "red"})),
+    ("job.env.1BAD", schedule(job={"image": "busybox:1.36", "env": {"1BAD": "x"}})),
+    ("overlap", schedule(overlap="queue")),
+    ("enabled", schedule(enabled="yes")),
+    ("timezone", schedule(timezone="")),
+    ("startAt", schedule(startAt="tomorrow")),
+    ("endAt", schedule(endAt=5)),
+    ("name", schedule(name="two\nlines")),
+    ("colour", schedule(colour="red")),
+]
+# What the schedule's schema cannot say: the expression's grammar, the zone's existence, times against each other.
+SCHEDULE_CODE_RULES: list[tuple[str, Any]] = [
+    ("expression", schedule(expression="cron(0 2 * * * *)")),
+    ("expression", schedule(expression="rate(30 seconds)")),
+    ("timezone", schedule(timezone="Mars/Olympus")),
+    ("endAt", schedule(startAt=FAR, endAt=FAR)),
+    ("job.heartbeatSeconds", schedule(job={"image": "busybox:1.36", "maxRuntimeSeconds": 60,
+                                           "heartbeatSeconds": 60})),
+]
+
+
+@pytest.mark.parametrize(("field", "body"), SCHEDULE_BODIES, ids=ids(SCHEDULE_BODIES))
+def test_schedule_body_schema_alone(field, body):
+    """The compiled ScheduleBody schema (its job the JobBody schema) and a standard validator give the verdict."""
+    assert schema_verdict(schema.SCHEDULE_BODY, body) == field
+    assert standard_accepts(schema.SCHEDULE_BODY, body) == (field is None)
+
+
+def test_the_api_gives_the_schemas_verdict_on_every_schedule_body(api):
+    """POST /schedules: 201 for what the schema accepts, else 400 naming the schema's field; code rules as listed."""
+    disagreements = []
+    for field, body in SCHEDULE_BODIES + SCHEDULE_CODE_RULES:
+        if field is not None and (field, body) in SCHEDULE_CODE_RULES:
+            assert schema_verdict(schema.SCHEDULE_BODY, body) is None and standard_accepts(schema.SCHEDULE_BODY, body)
+        response = api.http.post("/schedules", headers={"Content-Type": "application/json"}, body=json.dumps(body))
+        assert response.status_code in (201, 400), response.body
+        if api_verdict(response) != field:
+            disagreements.append((field, api_verdict(response), json.dumps(body)[:80]))
+    assert disagreements == []
+
+
+def test_schedule_rules_that_read_as_a_regex_have_words():
+    """The schedule's own pattern and not rules have the words their errors are made of."""
+    body = schema.component(schema.SCHEDULE_BODY)["properties"]
+    assert all("description" in body[name] for name in ("expression", "name", "startAt", "endAt"))
+    assert "description" in body["job"]["allOf"][1]["properties"]["scheduledAt"]

@@ -435,7 +435,8 @@ def rule_for(synth: Synth, function: str) -> dict[str, Any]:
 
 def test_every_event_handler_is_triggered_by_a_rule(synth: Synth) -> None:
     """Each plain Lambda function of the runtime has one rule and may be invoked by EventBridge."""
-    handlers = set(functions(synth)) - {"APIHandler", "OnJobChange"}  # the table's stream drives OnJobChange
+    # The table's stream drives OnJobChange; EventBridge Scheduler invokes OnSchedule (tests/test_stack_schedules.py).
+    handlers = set(functions(synth)) - {"APIHandler", "OnJobChange", "OnSchedule"}
     assert {"OnExecutionEnded", "OnSpotInterruption", "Sweeper"} <= handlers
     permissions = [p["Properties"] for p in synth.resources("AWS::Lambda::Permission").values()
                    if p["Properties"]["Principal"] == "events.amazonaws.com"]
@@ -475,8 +476,9 @@ def test_failed_handler_invocations_reach_the_dead_letter_queue(synth: Synth) ->
     queue = {"Fn::GetAtt": [synth.logical_id("FailedEvents/Resource"), "Arn"]}
     configs = {c["Properties"]["FunctionName"]["Ref"]: c
                for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()}
-    assert set(configs) == set(EVENT_HANDLERS)
-    for invoke_config in configs.values():
+    # OnSchedule's failures go to the schedules' own queue (tests/test_stack_schedules.py).
+    assert set(configs) == {*EVENT_HANDLERS, "OnSchedule"}
+    for invoke_config in (configs[handler] for handler in EVENT_HANDLERS):
         props = invoke_config["Properties"]
         assert props["Qualifier"] == "$LATEST" and props["DestinationConfig"] == {"OnFailure": {"Destination": queue}}
         assert 0 < props["MaximumRetryAttempts"] <= 2
@@ -570,7 +572,7 @@ def test_alarms_notify_the_topic_when_given(synth: Synth, synth_with_choices: Sy
     """With alarmTopicArn every alarm notifies the topic; without, none has an action."""
     assert all("AlarmActions" not in a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values())
     alarms = synth_with_choices.resources("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 2 and all(a["Properties"]["AlarmActions"] == [TOPIC] for a in alarms)
+    assert len(alarms) == 3 and all(a["Properties"]["AlarmActions"] == [TOPIC] for a in alarms)
 
 
 def test_outputs_name_the_api_table_workflow_and_console(synth: Synth) -> None:

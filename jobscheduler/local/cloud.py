@@ -100,6 +100,8 @@ class LocalCloud:
     stack_tag: str
     log_group: str
     sweeper_rule: str
+    # Recurring schedules: EventBridge Scheduler's group for this stack (see schedule_settings).
+    schedule_group: str = ""
 
     @classmethod
     def create(cls, session: boto3.session.Session, stack_tag: str = "local", table: str = "Jobs") -> LocalCloud:
@@ -122,7 +124,9 @@ class LocalCloud:
         # As in the CDK stack, the sweeper's schedule starts on; idle, the sweeper turns it off.
         rule = f"{stack_tag}-sweeper"
         session.client("events").put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
-        return cls(table, arn, template, subnets, stack_tag, log_group, rule)
+        group = f"{stack_tag}-schedules"
+        session.client("scheduler").create_schedule_group(Name=group)
+        return cls(table, arn, template, subnets, stack_tag, log_group, rule, group)
 
     def runtime_environment(self, api_url: str) -> dict[str, str]:
         """The runtime's settings for these resources, with timing fast enough to watch."""
@@ -144,6 +148,16 @@ class LocalCloud:
             config.BOOT_SECONDS: "30",
             # The instance emulator's docker stop grace is 5 s (see standins.py).
             config.STOP_GRACE_SECONDS: "6",
+            **self.schedule_settings(),
+        }
+
+    def schedule_settings(self) -> dict[str, str]:
+        """Where the schedules live and what they invoke: the local stack's firing calls on_schedule itself."""
+        config = runtime.config()
+        return {
+            config.SCHEDULE_GROUP: self.schedule_group,
+            config.SCHEDULE_TARGET_ARN: f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.stack_tag}-on_schedule",
+            config.SCHEDULER_ROLE_ARN: f"arn:aws:iam::{ACCOUNT_ID}:role/{self.stack_tag}-scheduler",
         }
 
 

@@ -27,6 +27,7 @@ from jobscheduler.local import cloud, runtime, standins
 from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
 from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
 from jobscheduler.local.instances import InstanceEmulator
+from jobscheduler.local.scheduler import ScheduleFiring
 
 INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 
@@ -134,6 +135,10 @@ class LocalStack:
                                   runtime.app_module(), self.console)
         changes.start()
         self._stops.append(changes.stop)
+        firing = ScheduleFiring(session.client("scheduler"), self.resources.schedule_group, runtime.app_module(),
+                                self.console)
+        firing.start()
+        self._stops.append(firing.stop)
 
     def _start_console(self) -> None:
         from jobscheduler.client import Client
@@ -171,7 +176,7 @@ def wait_serving(api: str, process: subprocess.Popen[bytes], log: Path, timeout:
         try:
             if requests.get(f"{api}/jobs?limit=1", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{log.read_text()}")

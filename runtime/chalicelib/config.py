@@ -142,3 +142,30 @@ def cross_account_allowed() -> bool:
     widens the instance role to match; unset means no.
     """
     return os.environ.get(ALLOW_CROSS_ACCOUNT, "").strip().lower() == "true"
+
+
+# Recurring schedules (EventBridge Scheduler): the stack's group, what its schedules invoke, and as whom.
+SCHEDULE_GROUP = "SCHEDULE_GROUP"
+SCHEDULE_TARGET_ARN = "SCHEDULE_TARGET_ARN"
+SCHEDULER_ROLE_ARN = "SCHEDULER_ROLE_ARN"
+SCHEDULE_DEAD_LETTER_ARN = "SCHEDULE_DEAD_LETTER_ARN"
+
+
+def schedule_group() -> str:
+    """The EventBridge Scheduler schedule group this stack owns (its role may touch no other)."""
+    return os.environ[SCHEDULE_GROUP]
+
+
+def schedule_target_arn() -> str:
+    """ARN of the ``on_schedule`` function every schedule invokes."""
+    return os.environ[SCHEDULE_TARGET_ARN]
+
+
+def scheduler_role_arn() -> str:
+    """The role EventBridge Scheduler invokes ``on_schedule`` as (it may invoke nothing else)."""
+    return os.environ[SCHEDULER_ROLE_ARN]
+
+
+def schedule_dead_letter_arn() -> str | None:
+    """The SQS queue a firing goes to when every delivery attempt failed (unset: none)."""
+    return os.environ.get(SCHEDULE_DEAD_LETTER_ARN) or None

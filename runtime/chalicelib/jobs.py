@@ -92,6 +92,7 @@ class Job(TypedDict):
     endedAt: NotRequired[str]
     cancelRequested: NotRequired[str]
     cost: NotRequired[dict[str, Any]]
+    scheduleId: NotRequired[str]
 
 
 def parse_time(field: str, value: str) -> datetime:

@@ -48,17 +48,10 @@ def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None
     key with another body is a :class:`Conflict`.
     """
     job = jobs.new_job(body)
-    if idempotency:
-        job["jobId"] = idempotent_id(*idempotency)
-        job["bodyHash"] = _body_hash(body)
-    existing = store.get(job["jobId"]) if idempotency else None
-    if existing is not None:
-        return _replay(existing, job, api_url), False
-    try:
+    if not idempotency:
         return _store_and_start(job, api_url), True
-    except store.AlreadyExists:
-        # The same key raced itself: the other request created it.
-        return _replay(get(job["jobId"]), job, api_url), False
+    job["jobId"] = idempotent_id(*idempotency)
+    return start_once(job, body, api_url)
 
 
 def idempotent_id(caller: str, key: str) -> str:
@@ -265,3 +258,24 @@ def _job_of(instance_id: str) -> str | None:
         log.info("%s is not an instance of this stack", instance_id)
         return None
     return tags.get(statuses.TAG_JOB)
+
+
+def start_once(job: Job, body: Any, api_url: str) -> tuple[Job, bool]:
+    """Store and start a job whose id the caller derived; a repeat returns the stored job (and whether it is new).
+
+    As with an idempotency key: one id, one job, one execution (named after it), one instance.
+    """
+    job["bodyHash"] = _body_hash(body)
+    existing = store.get(job["jobId"])
+    if existing is not None:
+        return _replay(existing, job, api_url), False
+    try:
+        return _store_and_start(job, api_url), True
+    except store.AlreadyExists:
+        # The same id raced itself: the other request created it.
+        return _replay(get(job["jobId"]), job, api_url), False
+
+
+def check_user_data(job: Job, api_url: str) -> None:
+    """Render the job's user data once, to refuse now (a ``JobError``) what could never boot (the 16 KB limit)."""
+    _user_data(job, api_url)

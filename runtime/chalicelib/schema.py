@@ -26,8 +26,10 @@ import fastjsonschema
 DOCUMENT: dict[str, Any] = json.loads(Path(__file__).with_name("openapi.json").read_text())
 JOB_BODY = "JobBody"
 CALLBACK = "Callback"
+SCHEDULE_BODY = "ScheduleBody"
+SCHEDULE_PATCH = "SchedulePatch"
 # The word for each body's fields: "colour: is not a job field".
-_NOUNS = {JOB_BODY: "job", CALLBACK: "callback"}
+_NOUNS = {JOB_BODY: "job", CALLBACK: "callback", SCHEDULE_BODY: "schedule", SCHEDULE_PATCH: "schedule"}
 _TYPES = {"string": "a string", "integer": "a whole number", "number": "a number", "object": "a JSON object",
           "array": "a list", "boolean": "true or false", "null": "null"}
 
@@ -77,6 +79,7 @@ def _explain(exc: fastjsonschema.JsonSchemaValueException, noun: str) -> tuple[s
         return _join(path, missing), "is required" + (f" ({about})" if about else "")
     if rule == "additionalProperties":
         unknown = min(set(value) - set(properties), default="")
+        noun = "job" if properties == component(JOB_BODY)["properties"] else noun  # a schedule's job template
         return _join(path, unknown), f"is not a {noun} field (allowed: {', '.join(sorted(properties))})"
     if rule == "propertyNames":
         names = definition["propertyNames"]
@@ -100,6 +103,8 @@ def _phrase(rule: str, definition: dict[str, Any]) -> str:
         return f"must be {_range(definition.get('minLength'), definition.get('maxLength'))} characters long"
     if rule in ("minItems", "maxItems"):
         return f"must be a list of {_range(definition.get('minItems'), definition.get('maxItems'))} items"
+    if rule == "minProperties":
+        return f"must hold at least {definition['minProperties']} field"
     if rule == "maxProperties":
         return f"may hold at most {definition['maxProperties']} entries"
     if rule == "uniqueItems":

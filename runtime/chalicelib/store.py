@@ -6,6 +6,7 @@ so a duplicate, a late message or a race can never move a job backwards.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any, cast
@@ -20,6 +21,9 @@ from .statuses import STATUSES, TERMINAL, check_write
 
 BY_STATUS = "byStatus"
 BY_TIME = "byTime"
+# The jobs a recurring schedule made, newest firing first (only they carry scheduleId).
+BY_SCHEDULE = "bySchedule"
+SCHEDULE_ID = re.compile(r"sch-[0-9a-f]{32}")
 # Every job carries kind=job so the byTime index lists them all in time order.
 KIND = "job"
 # GET /jobs: a page holds 1 to MAX_LIMIT jobs, DEFAULT_LIMIT unless asked.
@@ -41,7 +45,8 @@ def table_definition(name: str) -> dict[str, Any]:
         "TableName": name,
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [
-            {"AttributeName": attr, "AttributeType": "S"} for attr in ("jobId", "status", "kind", "sortKey")
+            {"AttributeName": attr, "AttributeType": "S"}
+            for attr in ("jobId", "status", "kind", "sortKey", "scheduleId")
         ],
         "KeySchema": [{"AttributeName": "jobId", "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
@@ -49,6 +54,9 @@ def table_definition(name: str) -> dict[str, Any]:
                 {"AttributeName": "status", "KeyType": "HASH"}, {"AttributeName": "sortKey", "KeyType": "RANGE"}]},
             {"IndexName": BY_TIME, "Projection": projection, "KeySchema": [
                 {"AttributeName": "kind", "KeyType": "HASH"}, {"AttributeName": "sortKey", "KeyType": "RANGE"}]},
+            {"IndexName": BY_SCHEDULE, "Projection": projection, "KeySchema": [
+                {"AttributeName": "scheduleId", "KeyType": "HASH"},
+                {"AttributeName": "sortKey", "KeyType": "RANGE"}]},
         ],
     }
 
@@ -137,24 +145,33 @@ def end_if_not_terminal(job_id: str, status: str, reason: str, moment: str,
 
 def parse_query(params: Mapping[str, str]) -> tuple[str | None, int, str | None]:
     """``status``, ``limit`` and ``nextToken`` of ``GET /jobs``, validated (a ``JobError`` names the culprit)."""
-    pages.refuse_unknown(params, ("status", "limit", "nextToken"))
+    pages.refuse_unknown(params, ("status", "limit", "nextToken", "scheduleId"))
     status = params.get("status")
     if status is not None and status not in STATUSES:
         raise JobError("status", f"must be one of {', '.join(STATUSES)}")
+    schedule_id = params.get("scheduleId")
+    if schedule_id is not None and status is not None:
+        raise JobError("scheduleId", "cannot be combined with status")
+    if schedule_id is not None and not SCHEDULE_ID.fullmatch(schedule_id):
+        raise JobError("scheduleId", "must be a schedule id: sch- and 32 hexadecimal digits")
     return status, pages.limit(params, DEFAULT_LIMIT, MAX_LIMIT), pages.token(params)
 
 
 def list_jobs(status: str | None, limit: int, next_token: str | None,
-              due_before: str | None = None) -> tuple[list[Job], str | None]:
+              due_before: str | None = None, schedule_id: str | None = None) -> tuple[list[Job], str | None]:
     """One page of jobs, newest scheduledAt first, from an index (never a table scan).
 
     ``due_before`` (with a status) keeps to jobs scheduled before that moment.
     This is the API's own page (Limit and ExclusiveStartKey), so it is one
     Query call rather than a paginator; :func:`each_job` reads them all.
+    ``schedule_id`` lists the jobs that schedule made instead.
     """
-    args = _query(status, due_before)
+    args = _query(status, due_before) if schedule_id is None else _schedule_query(schedule_id)
     if next_token:
         args["ExclusiveStartKey"] = decode_token(next_token, args["IndexName"])
+        # A page of one schedule's jobs continues only that schedule's list (another's key is outside the query).
+        if schedule_id is not None and args["ExclusiveStartKey"]["scheduleId"] != {"S": schedule_id}:
+            raise pages.BadToken()
     page = aws.dynamodb().query(**args, Limit=limit)
     last = page.get("LastEvaluatedKey")
     return [cast(Job, from_item(i)) for i in page["Items"]], (encode_token(last, args["IndexName"]) if last else None)
@@ -177,7 +194,7 @@ def decode_token(token: str, index: str) -> dict[str, Any]:
     """The start key inside a page token; :class:`pages.BadToken` if it is not one of ours for this list."""
     position = pages.decode(token)
     key = position.get("k")
-    expected = {"jobId", "sortKey", "status" if index == BY_STATUS else "kind"}
+    expected = {"jobId", "sortKey", {BY_STATUS: "status", BY_SCHEDULE: "scheduleId"}.get(index, "kind")}
     if position.get("i") != index or not isinstance(key, dict) or set(key) != expected:
         raise pages.BadToken()
     if not all(isinstance(v, dict) and isinstance(v.get("S"), str) and len(v) == 1 for v in key.values()):
@@ -198,6 +215,12 @@ def _query(status: str | None, due_before: str | None) -> dict[str, Any]:
         names = {"#p": "kind"}
     return {"TableName": config.jobs_table(), "IndexName": index, "KeyConditionExpression": key_condition,
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ScanIndexForward": False}
+
+
+def _schedule_query(schedule_id: str) -> dict[str, Any]:
+    # The Query arguments for the jobs one schedule made, newest firing first.
+    return {"TableName": config.jobs_table(), "IndexName": BY_SCHEDULE, "KeyConditionExpression": "scheduleId = :s",
+            "ExpressionAttributeValues": {":s": {"S": schedule_id}}, "ScanIndexForward": False}
 
 
 def _key(job_id: str) -> dict[str, Any]:
