@@ -107,6 +107,8 @@ def schedule(
         "--instance-type", help="An instance type Spot may choose; repeat for more.", show_default=False)] = None,
     max_runtime: Annotated[int | None, typer.Option(
         "--max-runtime", help="Seconds the job may run.", show_default=False)] = None,
+    max_price: Annotated[str | None, typer.Option(
+        "--max-price", help="USD per hour Spot may cost at most, like 0.08.", show_default=False)] = None,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Send the same key again and get the same job, never a second one.", show_default=False)] = None,
     watch_job: Annotated[bool, typer.Option("--watch", help="Then follow the job to its end (exit code as watch).")]
@@ -118,6 +120,7 @@ def schedule(
     """Schedule a job from a file, from options, or both (options win)."""
     body = _body(file, image=image, at=at, env=env or [], command=command, name=name,
                  instance_types=instance_type or [], max_runtime=max_runtime)
+    body.update(_shape_options(max_price=max_price))
     client = _connect(api_url, stack, region)
     job = _call(client.schedule, body, idempotency_key)
     if as_json and not watch_job:
@@ -317,6 +320,14 @@ def _body(file: Path | None, *, image: str | None, at: str | None, env: list[str
     if instance_types:
         body["instanceTypes"] = instance_types
     return body
+
+
+def _shape_options(*, max_price: str | None) -> dict[str, Any]:
+    """The body fields given as options (the API checks their values and names the field)."""
+    fields: dict[str, Any] = {}
+    if max_price is not None:
+        fields["maxPrice"] = max_price
+    return fields
 
 
 def _read_body(file: Path) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def job_details(job: dict[str, Any]) -> Table:
         ("exit code", None if job.get("exitCode") is None else str(job["exitCode"])),
         ("scheduled", job.get("scheduledAt")),
         ("created", job.get("createdAt")),
+        ("submitted by", job.get("submittedBy")),
         ("ended", job.get("endedAt")),
         ("instance types", ", ".join(job.get("instanceTypes") or []) or None),
         ("capacity", f"{job.get('capacity', 'spot')}, up to {job.get('maxAttempts', '?')} attempts, "

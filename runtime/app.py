@@ -100,11 +100,17 @@ def idempotency() -> tuple[str, str] | None:
     return str(identity.get("userArn") or identity.get("caller") or "anonymous"), key
 
 
+def submitter() -> str:
+    """Who is scheduling: the caller's IAM ARN when deployed (IAM auth signs every call), ``local`` otherwise."""
+    identity = (current().context or {}).get("identity") or {}
+    return str(identity.get("userArn") or "local")
+
+
 @app.route("/jobs", methods=["POST"], authorizer=iam)
 @api_errors
 def schedule_job() -> Response:
     """Schedule a job: 201 with the job and its Location (200 when an Idempotency-Key repeats)."""
-    job, created = lifecycle.schedule(json_body(), api_url(), idempotency())
+    job, created = lifecycle.schedule(json_body(), api_url(), idempotency(), submitter())
     headers: dict[str, str | list[str]] = {"Location": f"/jobs/{job['jobId']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"

@@ -163,6 +163,7 @@ def test_unknown_job_exits_three(stack, command):
     (["schedule", "--image", "busybox:1.36", "--env", "NOVALUE"], "NAME=value"),
     (["schedule", "--image", "Not An Image"], "image:"),
     (["schedule", "--image", "busybox:1.36", "--at", "tomorrow"], "scheduledAt:"),
+    (["schedule", "--image", "busybox:1.36", "--max-price", "cheap"], "maxPrice:"),
     (["list", "--status", "Bogus"], "status:"),
     (["list", "--limit", "0"], "--limit"),
 ])

@@ -24,7 +24,15 @@ from moto.ec2.models import EC2Backend
 from moto.ec2.models.instances import InstanceState
 
 from chalicelib import jobs, statuses, store, times
-from tests.faults import FLEET_ERRORS, NO_SPOT_CAPACITY, NOT_VISIBLE_YET, Faults, injected, update_of
+from tests.faults import (
+    FLEET_ERRORS,
+    NO_SPOT_CAPACITY,
+    NOT_VISIBLE_YET,
+    SPOT_ABOVE_CAP,
+    Faults,
+    injected,
+    update_of,
+)
 from tests.support import Instance, execution_status, instances, live_instances, post_job, wait_for, wait_terminal
 
 MATRIX_FILE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "fault-matrix.jsonl"
@@ -149,6 +157,17 @@ def requesting_capacity_errors(r: Run) -> None:
                           times=2)
     r.instance().callback(0)
     r.faults.wait_fired(FLEET_ERRORS, times=2)
+
+
+def requesting_spot_above_cap(r: Run) -> None:
+    r.faults.spot_market("0.10")
+    r.faults.wait_fired(SPOT_ABOVE_CAP)
+
+
+def requesting_spot_above_cap_then_on_demand(r: Run) -> None:
+    r.faults.spot_market("0.10")
+    r.faults.wait_fired(SPOT_ABOVE_CAP)
+    r.instance().callback(0)
 
 
 def requesting_stopped(r: Run) -> None:
@@ -326,6 +345,10 @@ SCENARIOS = [
     ("requesting", "AWS call keeps failing", requesting_aws_fails_always, {}, "Failed", "no capacity", 0),
     ("requesting", "launch error", requesting_launch_error, {}, "Failed", "UnauthorizedOperation", 0),
     ("requesting", "capacity errors", requesting_capacity_errors, {}, "TerminatedOK", "exited 0", 1),
+    ("requesting", "no Spot under maxPrice", requesting_spot_above_cap, {"maxPrice": "0.08"}, "Failed",
+     "under maxPrice 0.08", 0),
+    ("requesting", "maxPrice, then on-demand", requesting_spot_above_cap_then_on_demand,
+     {"maxPrice": "0.08", "capacity": "spot-then-on-demand"}, "TerminatedOK", "exited 0", 1),
     ("requesting", "execution stopped", requesting_stopped, {}, "Failed", "ABORTED", 0),
     ("requesting", "cancel", requesting_cancel, {}, "Cancelled", "cancelled", 0),
     ("requesting", "capacity comes back", requesting_capacity_returns, {}, "TerminatedOK", "exited 0", 1),

@@ -268,7 +268,7 @@ def test_every_event_sample_names_the_aws_page_it_follows():
     """Each sample under tests/events/ names the AWS documentation page it copies."""
     pages = events.sources()
     assert set(pages) == {"ec2-spot-instance-interruption-warning", "step-functions-execution-status-change",
-                          "dynamodb-stream-modify", "eventbridge-scheduled-event"}
+                          "dynamodb-stream-modify", "eventbridge-scheduled-event", "apigateway-rest-proxy-request"}
     assert all(page.startswith("https://docs.aws.amazon.com/") for page in pages.values())
 
 
@@ -282,6 +282,8 @@ def test_every_event_sample_names_the_aws_page_it_follows():
     ("dynamodb-stream-modify", lambda: events.stream_event(
         [({"jobId": {"S": "a"}, "status": {"S": "Scheduled"}}, {"jobId": {"S": "a"}, "status": {"S": "Running"}})],
         "arn:aws:dynamodb:us-east-1:123456789012:table/Jobs/stream/2026-01-01T00:00:00.000")),
+    ("apigateway-rest-proxy-request", lambda: events.api_request(
+        "POST", "/jobs", {"image": "hello-world"}, "arn:aws:iam::123456789012:user/alice")),
 ])
 def test_events_built_for_tests_keep_the_documented_shape(name, built):
     """Filling in ids changes values, never the shape AWS documents."""
@@ -291,6 +293,10 @@ def test_events_built_for_tests_keep_the_documented_shape(name, built):
         for record in (sample["Records"][0], event["Records"][0]):
             for image in ("OldImage", "NewImage", "Keys"):
                 record["dynamodb"][image] = {}
+    if name == "apigateway-rest-proxy-request":  # the headers and query are the request's own
+        for request in (sample, event):
+            request.update(headers={}, multiValueHeaders={}, queryStringParameters={},
+                           multiValueQueryStringParameters={})
     assert events.shape(event) == events.shape(sample)
 
 

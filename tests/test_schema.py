@@ -102,6 +102,13 @@ JOB_BODIES: list[tuple[str | None, Any]] = [
     ("secrets.TOKEN", job(secrets={"TOKEN": "not a parameter name!"})),
     ("secrets.TOKEN", job(secrets={"TOKEN": 5})),
     ("finishBy", job(finishBy="soon")),
+    ("submittedBy", job(submittedBy="arn:aws:iam::123456789012:user/someone-else")),
+    (None, job(maxPrice="0.08")),
+    (None, job(maxPrice="12", capacity="spot-then-on-demand")),
+    ("maxPrice", job(maxPrice=0.08)),
+    ("maxPrice", job(maxPrice="$0.08")),
+    ("maxPrice", job(maxPrice="0.08 USD")),
+    ("maxPrice", job(maxPrice="1e-2")),
 ]
 # What a schema cannot say: the calendar, one field against another, the deployment, the rendered script.
 CODE_RULES: list[tuple[str, Any]] = [
@@ -115,6 +122,8 @@ CODE_RULES: list[tuple[str, Any]] = [
     ("secrets.TOKEN", job(secrets={"TOKEN": SECRET_ARN.replace(":123456789012:", ":210987654321:")})),
     ("secrets.BASH_ENV", job(secrets={"BASH_ENV": "/jobscheduler/x"})),
     ("env", job(env={f"V{i}": "x" * 2000 for i in range(9)})),
+    ("maxPrice", job(maxPrice="0.001")),
+    ("maxPrice", job(maxPrice="0.08", capacity="on-demand")),
 ]
 OK = {"status": "FinishedOK", "exitCode": 0}
 CALLBACK_BODIES: list[tuple[str | None, Any]] = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
 from . import bootstrap, config, schema, times
@@ -35,6 +36,7 @@ from .times import now, timestamp
 
 MAX_AHEAD = timedelta(days=365)
 WORKFLOW_MARGIN = timedelta(days=1)
+MIN_PRICE = Decimal("0.001")
 _DEFAULTS = {name: field["default"] for name, field in schema.component(schema.JOB_BODY)["properties"].items()
              if "default" in field}
 # Fields of the stored record that no API response may carry.
@@ -92,6 +94,8 @@ class Job(TypedDict):
     endedAt: NotRequired[str]
     cancelRequested: NotRequired[str]
     cost: NotRequired[dict[str, Any]]
+    submittedBy: NotRequired[str]
+    maxPrice: NotRequired[str]
 
 
 def parse_time(field: str, value: str) -> datetime:
@@ -102,8 +106,11 @@ def parse_time(field: str, value: str) -> datetime:
         raise JobError(field, f"is not a valid date-time ({exc})") from None
 
 
-def new_job(body: Any) -> Job:
-    """Validate a ``POST /jobs`` body and return the job record to store (status ``Scheduled``)."""
+def new_job(body: Any, submitted_by: str | None = None) -> Job:
+    """Validate a ``POST /jobs`` body and return the job record to store (status ``Scheduled``).
+
+    ``submitted_by`` is the caller as the API knows it (never a body field: the schema refuses one).
+    """
     schema.validate(schema.JOB_BODY, body)
     created = now()
     runtime: int = body.get("maxRuntimeSeconds", _DEFAULTS["maxRuntimeSeconds"])
@@ -132,6 +139,10 @@ def new_job(body: Any) -> Job:
         job["secrets"] = _secrets(body["secrets"])
     if body.get("finishBy") is not None:
         job["finishBy"] = _finish_by(body["finishBy"], scheduled, runtime)
+    if body.get("maxPrice") is not None:
+        job["maxPrice"] = _max_price(body["maxPrice"], job["capacity"])
+    if submitted_by is not None:
+        job["submittedBy"] = submitted_by
     return job
 
 
@@ -172,6 +183,15 @@ def _finish_by(value: str, scheduled: datetime, runtime: int) -> str:
     if moment < scheduled + timedelta(seconds=runtime):
         raise JobError("finishBy", "must leave room for maxRuntimeSeconds after scheduledAt")
     return timestamp(moment)
+
+
+def _max_price(value: str, capacity: str) -> str:
+    # EC2 refuses a maximum Spot price of USD 0.001 or less (InvalidParameterValue) when it launches.
+    if Decimal(value) <= MIN_PRICE:
+        raise JobError("maxPrice", f"must be more than {MIN_PRICE} (EC2's least maximum Spot price)")
+    if capacity == "on-demand":
+        raise JobError("maxPrice", "caps the Spot price, and capacity on-demand never uses Spot")
+    return value
 
 
 def _name(value: str | None) -> str:

@@ -39,15 +39,16 @@ class StartFailed(Exception):
     """The execution could not be started; the job was marked Failed."""
 
 
-def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None) -> tuple[Job, bool]:
+def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None,
+             submitted_by: str | None = None) -> tuple[Job, bool]:
     """Validate, store and start one job; returns the stored job and whether it is new.
 
     Everything is validated (user data size included) before anything is written.
     ``idempotency`` is (caller, key): the same key from the same caller returns
     the job it first created (one job, one execution, one instance); the same
-    key with another body is a :class:`Conflict`.
+    key with another body is a :class:`Conflict`. ``submitted_by`` is the caller's identity, kept on the job.
     """
-    job = jobs.new_job(body)
+    job = jobs.new_job(body, submitted_by)
     if idempotency:
         job["jobId"] = idempotent_id(*idempotency)
         job["bodyHash"] = _body_hash(body)

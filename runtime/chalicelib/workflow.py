@@ -43,17 +43,18 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
     # runs it in the RunJob state that has a heartbeat limit (the ASL requires
     # it to be shorter than the max runtime; jobs.new_job checks that).
     beats = {"heartbeatSeconds": job["heartbeatSeconds"]} if job.get("heartbeatSeconds") else {}
+    fallback = policy == "spot-then-on-demand" or bool(job.get("finishBy"))
     return {
         "jobId": job["jobId"],
         "scheduledAt": job["scheduledAt"],
         "maxRuntimeSeconds": job["maxRuntimeSeconds"],
         **beats,
         "userData": user_data,
-        "overrides": [{"InstanceType": t, "SubnetId": s}
-                      for t in job["instanceTypes"] for s in config.subnet_ids()],
+        "overrides": _overrides(job, job.get("maxPrice") if policy != "on-demand" else None),
+        **_price_cap(job, fallback),
         "capacity": {
             "type": "on-demand" if policy == "on-demand" else "spot",
-            "fallback": "on-demand" if policy == "spot-then-on-demand" or job.get("finishBy") else "none",
+            "fallback": "on-demand" if fallback else "none",
             "maxRequests": on_demand_requests if policy == "on-demand" else spot_requests,
             "onDemandRequests": on_demand_requests,
             "lastAttempt": job["maxAttempts"] - 1,
@@ -62,6 +63,26 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
                    "stopGraceSeconds": config.stop_grace_seconds()},
         "counters": {"attempt": 0, "requests": 1, "polls": 0},
     }
+
+
+def _overrides(job: Job, max_price: str | None) -> list[dict[str, str]]:
+    # Every allowed type in every subnet; a price cap is EC2's own per-override Spot maximum.
+    cap = {"MaxPrice": max_price} if max_price else {}
+    return [{"InstanceType": t, "SubnetId": s, **cap} for t in job["instanceTypes"] for s in config.subnet_ids()]
+
+
+def _price_cap(job: Job, fallback: bool) -> dict[str, Any]:
+    # Only a job that may fall back to On-Demand gets the reason it will give, and only a capped
+    # one the uncapped overrides (On-Demand has no Spot maximum): a plain job's input is unchanged.
+    extra: dict[str, Any] = {}
+    if job.get("maxPrice"):
+        extra["maxPrice"] = job["maxPrice"]
+    if fallback:
+        under = f" under maxPrice {job['maxPrice']} USD/h" if job.get("maxPrice") else ""
+        extra["onDemand"] = {"reason": f"no Spot capacity{under} in time: asking for On-Demand"}
+        if job.get("maxPrice"):
+            extra["onDemand"]["overrides"] = _overrides(job, None)
+    return extra
 
 
 class AlreadyStarted(Exception):
