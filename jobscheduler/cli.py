@@ -109,6 +109,14 @@ def schedule(
         "--max-runtime", help="Seconds the job may run.", show_default=False)] = None,
     max_price: Annotated[str | None, typer.Option(
         "--max-price", help="USD per hour Spot may cost at most, like 0.08.", show_default=False)] = None,
+    retry: Annotated[int | None, typer.Option(
+        "--retry", help="Runs in all for a run that fails (retry.attempts), each on a new instance.",
+        show_default=False)] = None,
+    retry_on: Annotated[list[int] | None, typer.Option(
+        "--retry-on", help="An exit code that earns another run (default: any non-zero); repeat for more.",
+        show_default=False)] = None,
+    retry_delay: Annotated[int | None, typer.Option(
+        "--retry-delay", help="Seconds between a failed run and the next.", show_default=False)] = None,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Send the same key again and get the same job, never a second one.", show_default=False)] = None,
     watch_job: Annotated[bool, typer.Option("--watch", help="Then follow the job to its end (exit code as watch).")]
@@ -120,7 +128,7 @@ def schedule(
     """Schedule a job from a file, from options, or both (options win)."""
     body = _body(file, image=image, at=at, env=env or [], command=command, name=name,
                  instance_types=instance_type or [], max_runtime=max_runtime)
-    body.update(_shape_options(max_price=max_price))
+    body.update(_shape_options(max_price=max_price, retry=retry, retry_on=retry_on or [], retry_delay=retry_delay))
     client = _connect(api_url, stack, region)
     job = _call(client.schedule, body, idempotency_key)
     if as_json and not watch_job:
@@ -322,11 +330,17 @@ def _body(file: Path | None, *, image: str | None, at: str | None, env: list[str
     return body
 
 
-def _shape_options(*, max_price: str | None) -> dict[str, Any]:
+def _shape_options(*, max_price: str | None, retry: int | None, retry_on: list[int],
+                   retry_delay: int | None) -> dict[str, Any]:
     """The body fields given as options (the API checks their values and names the field)."""
     fields: dict[str, Any] = {}
     if max_price is not None:
         fields["maxPrice"] = max_price
+    if retry is None and (retry_on or retry_delay is not None):
+        raise typer.BadParameter("needs --retry (the runs in all)", param_hint="--retry-on / --retry-delay")
+    if retry is not None:
+        fields["retry"] = {"attempts": retry, **({"onExitCodes": retry_on} if retry_on else {}),
+                           **({"delaySeconds": retry_delay} if retry_delay is not None else {})}
     return fields
 
 

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+from moto.ec2.models import EC2Backend
 from rich.console import Console
 
 from chalicelib import events, jobs, lifecycle, store
 from jobscheduler import render
 from tests import events as test_events
 from tests.faults import SPOT_ABOVE_CAP, injected
-from tests.support import Instance, live_instances, post_job, wait_terminal
+from tests.support import Instance, instances, live_instances, post_job, wait_for, wait_terminal
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -76,15 +77,20 @@ def test_submitted_by_is_shown_by_status_and_carried_in_job_events(api):
 # --- maxPrice ------------------------------------------------------------------------------------------------
 
 
-def scheduled_parameters(execution_arn: str, state: str) -> list[dict[str, Any]]:
-    """The parameters each entry into Task ``state`` sent to AWS, from the execution's history."""
+def scheduled_details(execution_arn: str, state: str) -> list[dict[str, Any]]:
+    """The TaskScheduled details of each entry into Task ``state``, from the execution's history."""
     history = boto3.client("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)
     events, found = history["events"], []
     for index, event in enumerate(events):
         if event.get("stateEnteredEventDetails", {}).get("name") == state:
             scheduled = next(e for e in events[index:] if "taskScheduledEventDetails" in e)
-            found.append(json.loads(scheduled["taskScheduledEventDetails"]["parameters"]))
+            found.append(scheduled["taskScheduledEventDetails"])
     return found
+
+
+def scheduled_parameters(execution_arn: str, state: str) -> list[dict[str, Any]]:
+    """The parameters each entry into Task ``state`` sent to AWS."""
+    return [json.loads(details["parameters"]) for details in scheduled_details(execution_arn, state)]
 
 
 def test_max_price_caps_every_spot_override_and_spot_under_it_runs(api):
@@ -148,3 +154,110 @@ def test_max_price_bad_inputs_name_the_field(api):
     for body in ({**HELLO, "maxPrice": "0.0005"}, {**HELLO, "maxPrice": 0.08}, {**HELLO, "maxPrice": "cheap"},
                  {**HELLO, "maxPrice": "0.08", "capacity": "on-demand"}):
         assert refused(api, body) == "maxPrice", body
+
+
+# --- retry ---------------------------------------------------------------------------------------------------
+
+
+def run_failing(api, body: dict[str, Any], *exit_codes: int) -> dict[str, Any]:
+    """Schedule ``body`` and answer each run, on its own instance, with the next exit code; the ended job."""
+    job = post_job(api, body).json_body
+    previous = None
+    for code in exit_codes:
+        instance = Instance(api, job["jobId"], previous=previous)
+        assert instance.callback(code).status_code == 202
+        previous = instance.instance_id
+    return wait_terminal(job["jobId"])
+
+
+def test_a_failed_run_is_run_again_on_a_new_instance(api):
+    """Exit 3 with retry on 3: the attempt ends Failed with its exit code, the job is Requested for run 2 of 3
+    (saying so), and run 2 on a new instance ends the job TerminatedOK."""
+    retry = {"attempts": 3, "onExitCodes": [3, 137], "delaySeconds": 1}
+    done = run_failing(api, {**HELLO, "retry": retry}, 3, 0)
+    assert done["status"] == jobs.TERMINATED_OK, done["statusReason"]
+    first, second = done["attempts"]
+    assert (first["outcome"], first["exitCode"]) == ("Failed", 3)
+    assert second["outcome"] == jobs.TERMINATED_OK and "exitCode" not in second
+    assert first["instanceId"] != second["instanceId"]
+    assert {i["InstanceId"]: i["State"]["Name"] for i in instances(done["jobId"])} == {
+        first["instanceId"]: "terminated", second["instanceId"]: "terminated"}
+    assert done["failedRuns"] == 1 and done["exitCode"] == 0 and done["retry"] == retry
+    (between,) = scheduled_parameters(done["executionArn"], "MarkRunFailed")
+    assert between["ExpressionAttributeValues"][":reason"]["S"] == "run 2 of 3 after exit 3"
+    assert between["ExpressionAttributeValues"][":requested"]["S"] == jobs.REQUESTED
+    assert "retryDue" not in api.http.get(f"/jobs/{done['jobId']}").json_body
+
+
+def test_the_job_ends_terminated_nok_only_when_its_runs_are_spent(api):
+    """Two runs in all, both exit 3: TerminatedNOK with the last exit code, the first attempt Failed."""
+    done = run_failing(api, {**HELLO, "retry": {"attempts": 2}}, 3, 3)
+    assert (done["status"], done["exitCode"]) == (jobs.TERMINATED_NOK, 3)
+    assert [a["outcome"] for a in done["attempts"]] == ["Failed", jobs.TERMINATED_NOK]
+    assert done["failedRuns"] == 1 and live_instances() == []
+
+
+def test_an_exit_code_not_listed_is_not_run_again(api):
+    """onExitCodes [1]: exit 2 ends the job at once, TerminatedNOK, one attempt."""
+    done = run_failing(api, {**HELLO, "retry": {"attempts": 3, "onExitCodes": [1]}}, 2)
+    assert (done["status"], done["exitCode"]) == (jobs.TERMINATED_NOK, 2)
+    assert [a["outcome"] for a in done["attempts"]] == [jobs.TERMINATED_NOK]
+    assert "failedRuns" not in done
+
+
+def test_spot_interruptions_never_count_as_failed_runs(api):
+    """maxAttempts 2 and two runs: a failed run, then a Spot interruption, then the second run succeeds."""
+    from app import on_spot_interruption
+
+    job = post_job(api, {**HELLO, "maxAttempts": 2, "retry": {"attempts": 2}}).json_body
+    first = Instance(api, job["jobId"])
+    assert first.callback(1).status_code == 202
+    second = Instance(api, job["jobId"], previous=first.instance_id)
+    wait_for(job["jobId"], {jobs.RUNNING})
+    on_spot_interruption(test_events.spot_interruption_warning(second.instance_id), None)
+    third = Instance(api, job["jobId"], previous=second.instance_id)
+    assert third.callback(0).status_code == 202
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.TERMINATED_OK, done["statusReason"]
+    assert [a["outcome"] for a in done["attempts"]] == ["Failed", "Preempted", jobs.TERMINATED_OK]
+    assert done["failedRuns"] == 1
+
+
+def test_max_runtime_is_per_run(api):
+    """Each run's task gets maxRuntimeSeconds of its own (the timeout Step Functions starts at each RunJob)."""
+    done = run_failing(api, {**HELLO, "maxRuntimeSeconds": 45, "retry": {"attempts": 2}}, 1, 0)
+    assert done["status"] == jobs.TERMINATED_OK
+    runs = scheduled_details(done["executionArn"], "RunJob")
+    assert [r.get("timeoutInSeconds") for r in runs] == [45, 45]
+
+
+def test_retry_bad_inputs_name_the_field(api):
+    """Runs out of range, exit code 0, a negative delay, unknown keys, or runs that cannot end within a year."""
+    year = {"attempts": 10, "delaySeconds": 86400}
+    cases = [({"attempts": 0}, "retry.attempts"), ({"attempts": 11}, "retry.attempts"),
+             ({"attempts": 2, "onExitCodes": [0]}, "retry.onExitCodes[0]"),
+             ({"attempts": 2, "onExitCodes": []}, "retry.onExitCodes"),
+             ({"attempts": 2, "delaySeconds": -1}, "retry.delaySeconds"), ({"attempts": 2, "on": [1]}, "retry.on"),
+             ({}, "retry.attempts"), (3, "retry")]
+    for retry, field in cases:
+        assert refused(api, {**HELLO, "retry": retry}) == field, retry
+    far = (datetime.now(UTC) + timedelta(days=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert refused(api, {**HELLO, "scheduledAt": far, "maxRuntimeSeconds": 2592000, "retry": year}) == "retry"
+
+
+def test_a_cancel_while_the_failed_run_closes_stops_the_next_run(api):
+    """A cancel that comes while the failed run's instance is still being terminated (the job FinishedNOK, a
+    retry due) is accepted, and the job ends Cancelled with no further run."""
+    with injected() as faults:
+        fault = faults.fail(EC2Backend, "terminate_instances", times=2)
+        job = post_job(api, {**HELLO, "retry": {"attempts": 3}}).json_body
+        first = Instance(api, job["jobId"])
+        wait_for(job["jobId"], {jobs.RUNNING})
+        assert first.callback(2).status_code == 202
+        faults.wait_fired(fault)  # TerminateFailedRun is retrying: the job is still FinishedNOK
+        assert store.get(job["jobId"])["status"] == jobs.FINISHED_NOK
+        assert api.http.post(f"/jobs/{job['jobId']}/cancel").status_code == 202
+        done = wait_terminal(job["jobId"])
+    assert (done["status"], done["statusReason"]) == (jobs.CANCELLED, "cancelled between runs (the last one exited 2)")
+    (attempt,) = done["attempts"]
+    assert attempt["outcome"] == jobs.CANCELLED and attempt.get("endedAt") and live_instances() == []

@@ -109,6 +109,20 @@ JOB_BODIES: list[tuple[str | None, Any]] = [
     ("maxPrice", job(maxPrice="$0.08")),
     ("maxPrice", job(maxPrice="0.08 USD")),
     ("maxPrice", job(maxPrice="1e-2")),
+    (None, job(retry={"attempts": 3, "onExitCodes": [1, 137], "delaySeconds": 30})),
+    (None, job(retry={"attempts": 1}, maxAttempts=1)),
+    (None, job(retry=None)),
+    ("retry", job(retry=3)),
+    ("retry.attempts", job(retry={})),
+    ("retry.attempts", job(retry={"attempts": 11})),
+    ("retry.attempts", job(retry={"attempts": "3"})),
+    ("retry.onExitCodes", job(retry={"attempts": 2, "onExitCodes": []})),
+    ("retry.onExitCodes", job(retry={"attempts": 2, "onExitCodes": [1, 1]})),
+    ("retry.onExitCodes[0]", job(retry={"attempts": 2, "onExitCodes": [0]})),
+    ("retry.onExitCodes[1]", job(retry={"attempts": 2, "onExitCodes": [1, 256]})),
+    ("retry.delaySeconds", job(retry={"attempts": 2, "delaySeconds": -1})),
+    ("retry.delaySeconds", job(retry={"attempts": 2, "delaySeconds": 86401})),
+    ("retry.tries", job(retry={"attempts": 2, "tries": 1})),
 ]
 # What a schema cannot say: the calendar, one field against another, the deployment, the rendered script.
 CODE_RULES: list[tuple[str, Any]] = [
@@ -124,6 +138,8 @@ CODE_RULES: list[tuple[str, Any]] = [
     ("env", job(env={f"V{i}": "x" * 2000 for i in range(9)})),
     ("maxPrice", job(maxPrice="0.001")),
     ("maxPrice", job(maxPrice="0.08", capacity="on-demand")),
+    ("retry", job(scheduledAt=(LATER + timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  maxRuntimeSeconds=2592000, retry={"attempts": 10})),
 ]
 OK = {"status": "FinishedOK", "exitCode": 0}
 CALLBACK_BODIES: list[tuple[str | None, Any]] = [

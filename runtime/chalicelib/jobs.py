@@ -40,7 +40,8 @@ MIN_PRICE = Decimal("0.001")
 _DEFAULTS = {name: field["default"] for name, field in schema.component(schema.JOB_BODY)["properties"].items()
              if "default" in field}
 # Fields of the stored record that no API response may carry.
-PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash"})
+PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash",
+                            "retryDue"})
 
 
 class Attempt(TypedDict, total=False):
@@ -56,6 +57,7 @@ class Attempt(TypedDict, total=False):
     availabilityZone: str
     spotPrice: str | None
     onDemandPrice: str | None
+    exitCode: int
 
 
 class Job(TypedDict):
@@ -96,6 +98,9 @@ class Job(TypedDict):
     cost: NotRequired[dict[str, Any]]
     submittedBy: NotRequired[str]
     maxPrice: NotRequired[str]
+    retry: NotRequired[dict[str, Any]]
+    failedRuns: NotRequired[int]
+    retryDue: NotRequired[str]
 
 
 def parse_time(field: str, value: str) -> datetime:
@@ -141,6 +146,8 @@ def new_job(body: Any, submitted_by: str | None = None) -> Job:
         job["finishBy"] = _finish_by(body["finishBy"], scheduled, runtime)
     if body.get("maxPrice") is not None:
         job["maxPrice"] = _max_price(body["maxPrice"], job["capacity"])
+    if body.get("retry") is not None:
+        job["retry"] = _retry(body["retry"], scheduled, created, runtime)
     if submitted_by is not None:
         job["submittedBy"] = submitted_by
     return job
@@ -192,6 +199,29 @@ def _max_price(value: str, capacity: str) -> str:
     if capacity == "on-demand":
         raise JobError("maxPrice", "caps the Spot price, and capacity on-demand never uses Spot")
     return value
+
+
+def _retry(value: dict[str, Any], scheduled: datetime, created: datetime, runtime: int) -> dict[str, Any]:
+    retry = {"delaySeconds": 0, **value}
+    # Every run, and the wait before each, must fit the workflow's one-year limit too.
+    runs = retry["attempts"] * runtime + (retry["attempts"] - 1) * retry["delaySeconds"]
+    if scheduled + timedelta(seconds=runs) + WORKFLOW_MARGIN - created > MAX_AHEAD:
+        raise JobError("retry", "would not end within a year: scheduledAt + attempts x maxRuntimeSeconds "
+                                "+ the delays between runs + one day")
+    return retry
+
+
+def rerun(job: Mapping[str, Any], status: str, exit_code: int) -> str | None:
+    """Why the failed run that just ended gets another ("run 2 of 3 after exit 3"), or None if it does not."""
+    retry = job.get("retry")
+    if not retry or status != FINISHED_NOK:
+        return None
+    if retry.get("onExitCodes") and exit_code not in retry["onExitCodes"]:
+        return None
+    run = int(job.get("failedRuns", 0)) + 1
+    if run >= retry["attempts"]:
+        return None
+    return f"run {run + 1} of {retry['attempts']} after exit {exit_code}"
 
 
 def _name(value: str | None) -> str:

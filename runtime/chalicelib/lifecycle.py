@@ -25,6 +25,9 @@ FINISHED = statuses.TERMINATED_AFTER
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f8a3e-52c4-4a47-9d2e-8f0d6c1e7a55")
 # What EC2 answers for an id that names no instance of this account and region.
 NOT_AN_INSTANCE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
+# The error a failed run that earns another ends its task with: the workflow reads the job (its
+# retryDue and exit code), terminates the instance, closes the attempt Failed and asks for a new one.
+RETRY_RUN = "RetryRun"
 
 
 class NotFound(Exception):
@@ -145,10 +148,13 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
     # A job back to waiting after a Spot interruption takes a result only from
     # its new instance, named in the callback and still current when written.
     allowed = (statuses.REQUESTED, statuses.RUNNING) + ((statuses.INTERRUPTED,) if instance_id else ())
+    # A failed run that earns another says so on the job, for the workflow to read
+    # whichever way it learns of the result (this token, or reading the job).
+    again = jobs.rerun(job, status, exit_code)
     recorded = store.update(
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
-         "finishedAt": moment, "updatedAt": moment},
+         "finishedAt": moment, "updatedAt": moment, **({"retryDue": again} if again else {})},
         allowed_from=allowed, expected={"instanceId": instance_id} if instance_id else None,
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
@@ -156,7 +162,9 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
         if recorded["status"] not in FINISHED or recorded.get("exitCode") != exit_code:
             raise Conflict(f"the job is {recorded['status']} and cannot take this result")
     token = recorded.get("taskToken")
-    if token:
+    if token and recorded.get("retryDue"):
+        workflow.fail(token, RETRY_RUN, recorded["retryDue"])
+    elif token:
         outcome = {"status": FINISHED[recorded["status"]], "reason": f"the container exited {exit_code}"}
         workflow.succeed(token, outcome)
     return recorded
@@ -201,6 +209,11 @@ def cancel(job_id: str) -> Job:
     requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
                                       "statusReason": "cancel requested"},
                              allowed_from=(statuses.REQUESTED, statuses.RUNNING, statuses.INTERRUPTED))
+    if requested is None:
+        # A failed run that is to run again is FinishedNOK for a moment: the cancel stops the next run.
+        requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
+                                          "statusReason": "cancel requested"},
+                                 allowed_from=(statuses.FINISHED_NOK,), condition="attribute_exists(retryDue)")
     if requested is None:
         job = get(job_id)
         raise Conflict(f"the job is {job['status']}: it can no longer be cancelled")

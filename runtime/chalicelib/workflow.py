@@ -27,6 +27,8 @@ MAX_EVENTS = 25_000
 # request, delete it, read the fleet's errors; wait, count, check the instance, read its state.
 EVENTS_PER_REQUEST = 32
 EVENTS_PER_POLL = 11
+# A failed run run again: the task's failure, read the cause, terminate, close the attempt, wait, count.
+EVENTS_PER_RERUN = 24
 
 
 def execution_input(job: Job, user_data: str) -> dict[str, Any]:
@@ -37,7 +39,10 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
     if job.get("finishBy"):
         spot_requests = min(spot_requests, _requests_before_deadline(job, backoff))
     max_polls = max(1, math.ceil(config.boot_seconds() / poll))
-    spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"])
+    # Each failed run that is run again takes one more instance than Spot interruptions do.
+    reruns = job["retry"]["attempts"] - 1 if job.get("retry") else 0
+    spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"] + reruns,
+                                        reruns)
     policy = job.get("capacity", "spot")
     # Only a job that sends heartbeats has heartbeatSeconds: the workflow then
     # runs it in the RunJob state that has a heartbeat limit (the ASL requires
@@ -52,6 +57,7 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
         "userData": user_data,
         "overrides": _overrides(job, job.get("maxPrice") if policy != "on-demand" else None),
         **_price_cap(job, fallback),
+        **({"retry": {"delaySeconds": job["retry"]["delaySeconds"]}} if job.get("retry") else {}),
         "capacity": {
             "type": "on-demand" if policy == "on-demand" else "spot",
             "fallback": "on-demand" if fallback else "none",
@@ -165,9 +171,9 @@ def _requests_before_deadline(job: Job, backoff: int) -> int:
     return max(1, math.floor(slack / backoff) + 1) if slack > 0 else 1
 
 
-def _bounded(requests: int, on_demand: int, polls: int, attempts: int) -> tuple[int, int]:
-    # Worst case per attempt: every capacity request, then every poll.
-    budget = (MAX_EVENTS - 200) // attempts
+def _bounded(requests: int, on_demand: int, polls: int, attempts: int, reruns: int = 0) -> tuple[int, int]:
+    # Worst case per attempt: every capacity request, then every poll; and each rerun's own states.
+    budget = (MAX_EVENTS - 200 - reruns * EVENTS_PER_RERUN) // attempts
     while (requests + on_demand) * EVENTS_PER_REQUEST + polls * EVENTS_PER_POLL > budget:
         requests, polls = max(1, requests * 3 // 4), max(1, polls * 3 // 4)
     return requests, polls
