@@ -156,6 +156,13 @@ def cancel_job(job_id: str) -> Response:
     return Response(body=jobs.public(lifecycle.cancel(job_id)), status_code=202)
 
 
+@app.route("/jobs/{job_id}/release", methods=["POST"], authorizer=iam)
+@api_errors
+def release_job(job_id: str) -> Response:
+    """End a failed run's debug hold now: 202; 409 when the job is not held."""
+    return Response(body=jobs.public(lifecycle.release(job_id)), status_code=202)
+
+
 @app.route("/jobs/{job_id}/heartbeat", methods=["POST"])
 @api_errors
 def heartbeat(job_id: str) -> Response:

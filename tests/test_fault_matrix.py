@@ -322,6 +322,22 @@ def launched_fails_before_seen_running_retried(r: Run) -> None:
     assert r.instance(previous=first.instance_id).callback(0).status_code == 202
 
 
+def held_until_debugged(r: Run) -> None:
+    r.instance().callback(3)
+    wait_until(lambda: "held for debugging" in (store.get(r.job_id) or {}).get("statusReason", ""), "the hold")
+    assert live_instances()  # the failed run's instance is up while held
+
+
+def running_held_instance_released(r: Run) -> None:
+    held_until_debugged(r)
+    assert r.api.http.post(f"/jobs/{r.job_id}/release").status_code == 202
+
+
+def running_held_job_cancelled(r: Run) -> None:
+    held_until_debugged(r)
+    assert r.cancel() == 202
+
+
 def terminating_aws_fails_once(r: Run) -> None:
     fault = r.faults.fail(EC2Backend, "terminate_instances", times=1)
     r.instance().callback(0)
@@ -404,6 +420,10 @@ SCENARIOS = [
     ("running", "duplicate callback", running_duplicate_callback, {}, "TerminatedOK", "exited 0", 1),
     ("running", "cancel", running_cancel, {}, "Cancelled", "cancelled", 1),
     ("running", "container exits 2", running_exits_nonzero, {}, "TerminatedNOK", "exited 2", 1),
+    ("running", "held instance released", running_held_instance_released, {"debug": {"keepOnFailureSeconds": 600}},
+     "TerminatedNOK", "released", 1),
+    ("running", "held job cancelled", running_held_job_cancelled, {"debug": {"keepOnFailureSeconds": 600}},
+     "Cancelled", "cancelled", 1),
     ("running", "failed run retried", running_failed_run_retried, {"retry": {"attempts": 2}}, "TerminatedOK",
      "exited 0", 2),
     ("running", "retry cancelled between runs", running_retry_cancelled_between_runs,

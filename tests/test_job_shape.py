@@ -18,7 +18,7 @@ from chalicelib import events, jobs, lifecycle, store
 from jobscheduler import render
 from tests import events as test_events
 from tests.faults import SPOT_ABOVE_CAP, injected
-from tests.support import Instance, instances, live_instances, post_job, wait_for, wait_terminal
+from tests.support import Instance, instances, live_instances, post_job, wait_for, wait_terminal, wait_until
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -261,3 +261,66 @@ def test_a_cancel_while_the_failed_run_closes_stops_the_next_run(api):
     assert (done["status"], done["statusReason"]) == (jobs.CANCELLED, "cancelled between runs (the last one exited 2)")
     (attempt,) = done["attempts"]
     assert attempt["outcome"] == jobs.CANCELLED and attempt.get("endedAt") and live_instances() == []
+
+
+# --- debug hold ----------------------------------------------------------------------------------------------
+
+
+def held(api, body: dict[str, Any], exit_code: int = 3) -> tuple[dict[str, Any], Instance]:
+    """Schedule ``body``, fail its run, and wait until the workflow holds the instance."""
+    job = post_job(api, body).json_body
+    instance = Instance(api, job["jobId"])
+    wait_for(job["jobId"], {jobs.RUNNING})
+    assert instance.callback(exit_code).status_code == 202
+    wait_until(lambda: "held for debugging" in (store.get(job["jobId"]) or {}).get("statusReason", ""),
+               "the hold")
+    return api.http.get(f"/jobs/{job['jobId']}").json_body, instance
+
+
+def instance_state(instance_id: str) -> str:
+    (found,) = [i for i in instances() if i["InstanceId"] == instance_id]
+    return str(found["State"]["Name"])
+
+
+def test_a_failed_runs_instance_is_held_then_released(api):
+    """debug.keepOnFailureSeconds: the failed run's instance stays up, the job shows holdUntil; release ends
+    the hold at once: the instance is terminated and the job ends TerminatedNOK, holdUntil gone."""
+    job, instance = held(api, {**HELLO, "debug": {"keepOnFailureSeconds": 600}})
+    assert job["status"] == jobs.FINISHED_NOK and job["holdUntil"] > job["finishedAt"]
+    assert instance_state(instance.instance_id) == "running"
+    response = api.http.post(f"/jobs/{job['jobId']}/release")
+    assert response.status_code == 202, response.body
+    done = wait_terminal(job["jobId"])
+    assert (done["status"], done["exitCode"]) == (jobs.TERMINATED_NOK, 3)
+    assert "released" in done["statusReason"]
+    assert instance_state(instance.instance_id) == "terminated"
+    assert "holdUntil" not in api.http.get(f"/jobs/{job['jobId']}").json_body
+    assert api.http.post(f"/jobs/{job['jobId']}/release").status_code == 409
+
+
+def test_the_hold_ends_by_itself_when_its_time_is_up(api):
+    """Nobody releases it: after keepOnFailureSeconds the instance is terminated, TerminatedNOK."""
+    job, instance = held(api, {**HELLO, "debug": {"keepOnFailureSeconds": 2}})
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.TERMINATED_NOK and "held for debugging until" in done["statusReason"]
+    assert instance_state(instance.instance_id) == "terminated"
+    (attempt,) = done["attempts"]
+    assert attempt["endedAt"] >= job["holdUntil"][:19]  # the held minutes are on the attempt, so in the cost
+
+
+def test_a_successful_run_is_never_held(api):
+    """Exit 0 with debug: TerminatedOK at once, no holdUntil; release is a 409."""
+    job = post_job(api, {**HELLO, "debug": {"keepOnFailureSeconds": 600}}).json_body
+    Instance(api, job["jobId"]).callback(0)
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.TERMINATED_OK and "holdUntil" not in done
+    assert api.http.post(f"/jobs/{job['jobId']}/release").status_code == 409
+
+
+def test_debug_bad_inputs_name_the_field(api):
+    """More than four hours, zero, or an unknown key: a 400 naming the field."""
+    for debug, field in [({"keepOnFailureSeconds": 14401}, "debug.keepOnFailureSeconds"),
+                         ({"keepOnFailureSeconds": 0}, "debug.keepOnFailureSeconds"),
+                         ({}, "debug.keepOnFailureSeconds"), ({"keepOnFailureSeconds": 60, "ssh": True}, "debug.ssh"),
+                         (60, "debug")]:
+        assert refused(api, {**HELLO, "debug": debug}) == field, debug

@@ -123,6 +123,14 @@ JOB_BODIES: list[tuple[str | None, Any]] = [
     ("retry.delaySeconds", job(retry={"attempts": 2, "delaySeconds": -1})),
     ("retry.delaySeconds", job(retry={"attempts": 2, "delaySeconds": 86401})),
     ("retry.tries", job(retry={"attempts": 2, "tries": 1})),
+    (None, job(debug={"keepOnFailureSeconds": 14400})),
+    (None, job(debug=None)),
+    ("debug", job(debug=1800)),
+    ("debug.keepOnFailureSeconds", job(debug={})),
+    ("debug.keepOnFailureSeconds", job(debug={"keepOnFailureSeconds": 14401})),
+    ("debug.keepOnFailureSeconds", job(debug={"keepOnFailureSeconds": 0})),
+    ("debug.keepOnFailureSeconds", job(debug={"keepOnFailureSeconds": "1800"})),
+    ("debug.port", job(debug={"keepOnFailureSeconds": 60, "port": 22})),
 ]
 # What a schema cannot say: the calendar, one field against another, the deployment, the rendered script.
 CODE_RULES: list[tuple[str, Any]] = [

@@ -101,6 +101,8 @@ class Job(TypedDict):
     retry: NotRequired[dict[str, Any]]
     failedRuns: NotRequired[int]
     retryDue: NotRequired[str]
+    debug: NotRequired[dict[str, int]]
+    holdUntil: NotRequired[str]
 
 
 def parse_time(field: str, value: str) -> datetime:
@@ -148,6 +150,8 @@ def new_job(body: Any, submitted_by: str | None = None) -> Job:
         job["maxPrice"] = _max_price(body["maxPrice"], job["capacity"])
     if body.get("retry") is not None:
         job["retry"] = _retry(body["retry"], scheduled, created, runtime)
+    if body.get("debug") is not None:
+        job["debug"] = dict(body["debug"])
     if submitted_by is not None:
         job["submittedBy"] = submitted_by
     return job
@@ -160,6 +164,8 @@ def public(job: Mapping[str, Any]) -> dict[str, Any]:
     view.setdefault("exitCode", None)
     view.setdefault("executionArn", None)
     view.setdefault("attempts", [])
+    if view.get("status") in TERMINAL:
+        view.pop("holdUntil", None)  # shown while held only
     return view
 
 
@@ -222,6 +228,14 @@ def rerun(job: Mapping[str, Any], status: str, exit_code: int) -> str | None:
     if run >= retry["attempts"]:
         return None
     return f"run {run + 1} of {retry['attempts']} after exit {exit_code}"
+
+
+def hold_until(job: Mapping[str, Any], status: str, retry_due: str | None, moment: datetime) -> str | None:
+    """Until when the instance of a run that ends the job FinishedNOK stays up for debugging, or None."""
+    debug = job.get("debug")
+    if not debug or status != FINISHED_NOK or retry_due:
+        return None
+    return timestamp(moment + timedelta(seconds=int(debug["keepOnFailureSeconds"])))
 
 
 def _name(value: str | None) -> str:

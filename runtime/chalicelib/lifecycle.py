@@ -28,6 +28,9 @@ NOT_AN_INSTANCE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 # The error a failed run that earns another ends its task with: the workflow reads the job (its
 # retryDue and exit code), terminates the instance, closes the attempt Failed and asks for a new one.
 RETRY_RUN = "RetryRun"
+# The error a failed run whose job has debug.keepOnFailureSeconds ends its task with: the
+# workflow reads the job and holds the instance (a new task token) until released or the time is up.
+HOLD = "HoldForDebug"
 
 
 class NotFound(Exception):
@@ -144,17 +147,20 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
                   and a.get("outcome")), None)
     if instance_id and ended:
         raise Conflict(f"the attempt on {instance_id} already ended {ended}")
-    moment = times.timestamp(times.now())
+    now = times.now()
+    moment = times.timestamp(now)
     # A job back to waiting after a Spot interruption takes a result only from
     # its new instance, named in the callback and still current when written.
     allowed = (statuses.REQUESTED, statuses.RUNNING) + ((statuses.INTERRUPTED,) if instance_id else ())
     # A failed run that earns another says so on the job, for the workflow to read
     # whichever way it learns of the result (this token, or reading the job).
     again = jobs.rerun(job, status, exit_code)
+    held = jobs.hold_until(job, status, again, now)
     recorded = store.update(
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
-         "finishedAt": moment, "updatedAt": moment, **({"retryDue": again} if again else {})},
+         "finishedAt": moment, "updatedAt": moment, **({"retryDue": again} if again else {}),
+         **({"holdUntil": held} if held else {})},
         allowed_from=allowed, expected={"instanceId": instance_id} if instance_id else None,
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
@@ -164,6 +170,8 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
     token = recorded.get("taskToken")
     if token and recorded.get("retryDue"):
         workflow.fail(token, RETRY_RUN, recorded["retryDue"])
+    elif token and recorded.get("holdUntil"):
+        workflow.fail(token, HOLD, f"held for debugging until {recorded['holdUntil']}")
     elif token:
         outcome = {"status": FINISHED[recorded["status"]], "reason": f"the container exited {exit_code}"}
         workflow.succeed(token, outcome)
@@ -211,15 +219,30 @@ def cancel(job_id: str) -> Job:
                              allowed_from=(statuses.REQUESTED, statuses.RUNNING, statuses.INTERRUPTED))
     if requested is None:
         # A failed run that is to run again is FinishedNOK for a moment: the cancel stops the next run.
+        # So is one whose instance is held for debugging: the cancel ends the hold.
         requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
                                           "statusReason": "cancel requested"},
-                                 allowed_from=(statuses.FINISHED_NOK,), condition="attribute_exists(retryDue)")
+                                 allowed_from=(statuses.FINISHED_NOK,),
+                                 condition="(attribute_exists(retryDue) OR attribute_exists(holdUntil))")
     if requested is None:
         job = get(job_id)
         raise Conflict(f"the job is {job['status']}: it can no longer be cancelled")
     if requested.get("taskToken"):
         workflow.fail(requested["taskToken"], "Cancelled", "cancelled by the user")
     return requested
+
+
+def release(job_id: str) -> Job:
+    """End a failed run's debug hold now: the workflow terminates the instance and ends the job TerminatedNOK."""
+    job = get(job_id)
+    if job["status"] != statuses.FINISHED_NOK or not job.get("holdUntil"):
+        raise Conflict(f"the job is {job['status']} and not held for debugging")
+    outcome = {"status": statuses.TERMINATED_NOK,
+               "reason": f"the container exited {job.get('exitCode')}; released from its debug hold"}
+    # Until the workflow has stored the hold's own token, the one on the job is the spent run's.
+    if not job.get("taskToken") or not workflow.succeed(job["taskToken"], outcome):
+        raise Conflict("the hold has not started yet; try again in a few seconds")
+    return job
 
 
 def heartbeat(job_id: str, authorization: str | None) -> Job:

@@ -58,6 +58,7 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
         "overrides": _overrides(job, job.get("maxPrice") if policy != "on-demand" else None),
         **_price_cap(job, fallback),
         **({"retry": {"delaySeconds": job["retry"]["delaySeconds"]}} if job.get("retry") else {}),
+        **({"debug": dict(job["debug"])} if job.get("debug") else {}),
         "capacity": {
             "type": "on-demand" if policy == "on-demand" else "spot",
             "fallback": "on-demand" if fallback else "none",
