@@ -26,7 +26,7 @@ from infra.app import DEFAULT_STACK_NAME
 from jobscheduler.local import events as local_events
 from jobscheduler.local.cloud import ACCOUNT_ROLE
 from tests import events, iam
-from tests.support import Instance, execution_status, wait_for, wait_terminal
+from tests.support import Instance, execution_status, wait_for, wait_terminal, wait_until
 from tests.test_stack import Synth
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
@@ -259,6 +259,30 @@ def test_workflow_calls_are_held_to_the_workflow_roles_policy(api, aws, enforce)
     assert boto3.client("ec2").describe_instances()["Reservations"] == []
     event = events.execution_status_change(job["executionArn"], aws.state_machine_arn, "FAILED")
     assert invoke(enforced, "OnExecutionEnded", event)["ended"] == jobs.FAILED
+
+
+@pytest.mark.slow
+def test_retry_debug_hold_release_and_price_cap_run_under_the_roles_policies(api, aws, enforce):
+    """A capped job whose failed run is run again, then held for debugging and released: the workflow's new
+    states and the release route need nothing their roles lack."""
+    enforced = enforce()
+    body = {**HELLO, "maxPrice": "0.5", "retry": {"attempts": 2}, "debug": {"keepOnFailureSeconds": 600}}
+    job = http(enforced, api, "POST", "/jobs", body).json_body
+    first = Instance(api, job["jobId"])
+    wait_for(job["jobId"], {jobs.RUNNING})
+    with enforced.as_function("APIHandler"):
+        assert first.callback(3).status_code == 202
+    second = Instance(api, job["jobId"], previous=first.instance_id)
+    wait_for(job["jobId"], {jobs.RUNNING})
+    with enforced.as_function("APIHandler"):
+        assert second.callback(3).status_code == 202
+    wait_until(lambda: "held for debugging" in (store.get(job["jobId"]) or {}).get("statusReason", ""), "the hold")
+    assert http(enforced, api, "POST", f"/jobs/{job['jobId']}/release").status_code == 202
+    done = wait_terminal(job["jobId"])
+    assert (done["status"], [a["outcome"] for a in done["attempts"]]) == (jobs.TERMINATED_NOK,
+                                                                           ["Failed", jobs.TERMINATED_NOK])
+    assert enforced.denied() == []
+    assert (state(first.instance_id), state(second.instance_id)) == ("terminated", "terminated")
 
 
 # --- the events are AWS's documented shapes ----------------------------------------------------------------
