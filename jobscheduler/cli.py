@@ -107,6 +107,13 @@ def schedule(
         "--instance-type", help="An instance type Spot may choose; repeat for more.", show_default=False)] = None,
     max_runtime: Annotated[int | None, typer.Option(
         "--max-runtime", help="Seconds the job may run.", show_default=False)] = None,
+    vcpus: Annotated[int | None, typer.Option(
+        "--vcpus", help="At least this many vCPUs (resources; with --memory, instead of --instance-type).",
+        show_default=False)] = None,
+    memory: Annotated[float | None, typer.Option(
+        "--memory", help="At least this much memory in GiB (resources).", show_default=False)] = None,
+    burstable: Annotated[bool, typer.Option("--burstable", help="Let burstable types (t3 ...) meet the resources.")]
+    = False,
     max_price: Annotated[str | None, typer.Option(
         "--max-price", help="USD per hour Spot may cost at most, like 0.08.", show_default=False)] = None,
     retry: Annotated[int | None, typer.Option(
@@ -133,6 +140,7 @@ def schedule(
                  instance_types=instance_type or [], max_runtime=max_runtime)
     body.update(_shape_options(max_price=max_price, retry=retry, retry_on=retry_on or [], retry_delay=retry_delay,
                                keep_on_failure=keep_on_failure))
+    body.update(_resources_option(vcpus, memory, burstable))
     client = _connect(api_url, stack, region)
     job = _call(client.schedule, body, idempotency_key)
     if as_json and not watch_job:
@@ -363,6 +371,17 @@ def _shape_options(*, max_price: str | None, retry: int | None, retry_on: list[i
     if keep_on_failure is not None:
         fields["debug"] = {"keepOnFailureSeconds": keep_on_failure}
     return fields
+
+
+def _resources_option(vcpus: int | None, memory: float | None, burstable: bool) -> dict[str, Any]:
+    """``resources`` from --vcpus and --memory (both or neither)."""
+    if vcpus is None and memory is None:
+        if burstable:
+            raise typer.BadParameter("needs --vcpus and --memory", param_hint="--burstable")
+        return {}
+    if vcpus is None or memory is None:
+        raise typer.BadParameter("give both, or neither", param_hint="--vcpus / --memory")
+    return {"resources": {"vcpus": vcpus, "memoryGiB": memory, **({"burstable": True} if burstable else {})}}
 
 
 def _read_body(file: Path) -> dict[str, Any]:

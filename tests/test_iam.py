@@ -119,7 +119,9 @@ def test_every_function_runs_under_its_roles_policy_and_uses_every_grant(api, aw
     refused, and every action the functions' role grants is called (or is one AWS calls on its behalf)."""
     enforced = enforce()
     job = spot_job_to_the_end(api, aws, enforced)
-    cancelled = http(enforced, api, "POST", "/jobs", {**HELLO, "scheduledAt": LATER}).json_body
+    # (it states its resources: the instance types that meet them are looked up as it is scheduled)
+    sized = {"image": HELLO["image"], "resources": {"vcpus": 2, "memoryGiB": 4}, "scheduledAt": LATER}
+    cancelled = http(enforced, api, "POST", "/jobs", sized).json_body
     assert http(enforced, api, "POST", f"/jobs/{cancelled['jobId']}/cancel").status_code == 202
     stopped = stopped_job_cleaned_up(api, aws, enforced)
     sweep_until_idle(aws, enforced)

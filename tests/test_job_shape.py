@@ -324,3 +324,52 @@ def test_debug_bad_inputs_name_the_field(api):
                          ({}, "debug.keepOnFailureSeconds"), ({"keepOnFailureSeconds": 60, "ssh": True}, "debug.ssh"),
                          (60, "debug")]:
         assert refused(api, {**HELLO, "debug": debug}) == field, debug
+
+
+# --- resources -----------------------------------------------------------------------------------------------
+
+
+def described(names: list[str]) -> dict[str, dict[str, Any]]:
+    """EC2's description of each named instance type."""
+    pages = boto3.client("ec2").get_paginator("describe_instance_types").paginate(InstanceTypes=names)
+    return {t["InstanceType"]: t for page in pages for t in page["InstanceTypes"]}
+
+
+def test_resources_become_the_instance_types_that_meet_them(api):
+    """vcpus 4 and memoryGiB 16: every chosen type has at least that, none is burstable or accelerated, the
+    closest fits come first, and the job runs on one of them."""
+    job = post_job(api, {"image": "hello-world:latest", "maxRuntimeSeconds": 60,
+                         "resources": {"vcpus": 4, "memoryGiB": 16}}).json_body
+    chosen = job["instanceTypes"]
+    assert 1 <= len(chosen) <= 20 and job["resources"] == {"vcpus": 4, "memoryGiB": 16}
+    for name, kind in described(chosen).items():
+        assert kind["VCpuInfo"]["DefaultVCpus"] >= 4 and kind["MemoryInfo"]["SizeInMiB"] >= 16 * 1024, name
+        assert not kind["BurstablePerformanceSupported"] and "GpuInfo" not in kind, name
+    assert described(chosen[:1])[chosen[0]]["VCpuInfo"]["DefaultVCpus"] == 4  # an exact fit exists
+    Instance(api, job["jobId"]).callback(0)
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.TERMINATED_OK and done["attempts"][0]["instanceType"] in chosen
+
+
+def test_burstable_types_only_when_the_job_says_so(api):
+    """A small job gets t-types only with burstable true."""
+    small = {"image": "hello-world:latest", "scheduledAt": LATER}
+    plain = post_job(api, {**small, "resources": {"vcpus": 2, "memoryGiB": 1}}).json_body
+    bursty = post_job(api, {**small, "resources": {"vcpus": 2, "memoryGiB": 1, "burstable": True}}).json_body
+    assert not any(kind["BurstablePerformanceSupported"] for kind in described(plain["instanceTypes"]).values())
+    assert any(kind["BurstablePerformanceSupported"] for kind in described(bursty["instanceTypes"]).values())
+    for job in (plain, bursty):
+        assert api.http.post(f"/jobs/{job['jobId']}/cancel").status_code == 202
+
+
+def test_resources_bad_inputs_name_the_field(api):
+    """With instanceTypes, more than any type has, out of range, or an unknown key (GPUs are not offered)."""
+    base = {"image": "hello-world:latest"}
+    cases = [({**base, "instanceTypes": ["m5.large"], "resources": {"vcpus": 2, "memoryGiB": 4}}, "resources"),
+             ({**base, "resources": {"vcpus": 448, "memoryGiB": 24576}}, "resources"),
+             ({**base, "resources": {"vcpus": 0, "memoryGiB": 4}}, "resources.vcpus"),
+             ({**base, "resources": {"vcpus": 2, "memoryGiB": "4"}}, "resources.memoryGiB"),
+             ({**base, "resources": {"vcpus": 2}}, "resources.memoryGiB"),
+             ({**base, "resources": {"vcpus": 2, "memoryGiB": 4, "gpus": 1}}, "resources.gpus")]
+    for body, field in cases:
+        assert refused(api, body) == field, body

@@ -131,6 +131,14 @@ JOB_BODIES: list[tuple[str | None, Any]] = [
     ("debug.keepOnFailureSeconds", job(debug={"keepOnFailureSeconds": 0})),
     ("debug.keepOnFailureSeconds", job(debug={"keepOnFailureSeconds": "1800"})),
     ("debug.port", job(debug={"keepOnFailureSeconds": 60, "port": 22})),
+    (None, job(resources={"vcpus": 4, "memoryGiB": 16})),
+    (None, job(resources={"vcpus": 1, "memoryGiB": 0.5, "burstable": True})),
+    ("resources", job(resources=[4, 16])),
+    ("resources.vcpus", job(resources={"memoryGiB": 16})),
+    ("resources.vcpus", job(resources={"vcpus": 1.5, "memoryGiB": 16})),
+    ("resources.memoryGiB", job(resources={"vcpus": 4, "memoryGiB": 0.25})),
+    ("resources.burstable", job(resources={"vcpus": 4, "memoryGiB": 16, "burstable": "yes"})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 1})),
 ]
 # What a schema cannot say: the calendar, one field against another, the deployment, the rendered script.
 CODE_RULES: list[tuple[str, Any]] = [
@@ -148,6 +156,8 @@ CODE_RULES: list[tuple[str, Any]] = [
     ("maxPrice", job(maxPrice="0.08", capacity="on-demand")),
     ("retry", job(scheduledAt=(LATER + timedelta(days=200)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   maxRuntimeSeconds=2592000, retry={"attempts": 10})),
+    ("resources", job(resources={"vcpus": 4, "memoryGiB": 16}, instanceTypes=["m5.large"])),
+    ("resources", job(resources={"vcpus": 448, "memoryGiB": 24576})),
 ]
 OK = {"status": "FinishedOK", "exitCode": 0}
 CALLBACK_BODIES: list[tuple[str | None, Any]] = [

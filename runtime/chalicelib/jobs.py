@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
-from . import bootstrap, config, schema, times
+from . import bootstrap, config, resources, schema, times
 from .schema import JobError
 from .statuses import (  # noqa: F401  (re-exported: the job's statuses, defined in .statuses)
     CANCELLED,
@@ -103,6 +103,7 @@ class Job(TypedDict):
     retryDue: NotRequired[str]
     debug: NotRequired[dict[str, int]]
     holdUntil: NotRequired[str]
+    resources: NotRequired[dict[str, Any]]
 
 
 def parse_time(field: str, value: str) -> datetime:
@@ -128,7 +129,7 @@ def new_job(body: Any, submitted_by: str | None = None) -> Job:
         "image": _image(body["image"]),
         "scheduledAt": timestamp(scheduled),
         "env": dict(body.get("env", {})),
-        "instanceTypes": list(body.get("instanceTypes") or config.default_instance_types()),
+        "instanceTypes": _instance_types(body),
         "maxRuntimeSeconds": runtime,
         "capacity": body.get("capacity", _DEFAULTS["capacity"]),
         "maxAttempts": body.get("maxAttempts", config.max_attempts()),
@@ -152,6 +153,8 @@ def new_job(body: Any, submitted_by: str | None = None) -> Job:
         job["retry"] = _retry(body["retry"], scheduled, created, runtime)
     if body.get("debug") is not None:
         job["debug"] = dict(body["debug"])
+    if body.get("resources") is not None:
+        job["resources"] = dict(body["resources"])
     if submitted_by is not None:
         job["submittedBy"] = submitted_by
     return job
@@ -196,6 +199,15 @@ def _finish_by(value: str, scheduled: datetime, runtime: int) -> str:
     if moment < scheduled + timedelta(seconds=runtime):
         raise JobError("finishBy", "must leave room for maxRuntimeSeconds after scheduledAt")
     return timestamp(moment)
+
+
+def _instance_types(body: Mapping[str, Any]) -> list[str]:
+    # Named types, the types that meet the job's resources (resolved once, now), or the deployment's default.
+    if body.get("resources") is not None:
+        if body.get("instanceTypes") is not None:
+            raise JobError("resources", "and instanceTypes are two ways to choose instances: give one")
+        return resources.instance_types(body["resources"])
+    return list(body.get("instanceTypes") or config.default_instance_types())
 
 
 def _max_price(value: str, capacity: str) -> str:
