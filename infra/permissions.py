@@ -52,6 +52,7 @@ WILDCARD_REASONS = {
     "ReadJobTableStream": "The stream's ARN ends in a label that changes whenever the stream is re-created; "
                           "the ARN is limited to this table's streams.",
     "SpotPriceHistory": "ec2:DescribeSpotPriceHistory has no resource-level permissions.",
+    "ChooseInstanceTypes": "ec2:DescribeInstanceTypes has no resource-level permissions.",
     "ReadJobHistory": "One execution per job, named by the job id at run time; the ARN is limited to this "
                       "state machine's executions.",
     "EcrLogin": "ecr:GetAuthorizationToken has no resource-level permissions.",
@@ -234,6 +235,12 @@ def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_m
             resources=["*"],
         ),
         terminate_tagged(stack, stack_tag),
+        # A job that states its resources gets the instance types that meet them when it is scheduled.
+        iam.PolicyStatement(
+            sid="ChooseInstanceTypes",
+            actions=["ec2:DescribeInstanceTypes"],
+            resources=["*"],
+        ),
         iam.PolicyStatement(
             sid="ReadJobLogs",
             actions=["logs:GetLogEvents", "logs:DescribeLogStreams"],

@@ -154,7 +154,16 @@ class JobSchedulerStack(cdk.Stack):
             self, job_log_group_arn=self.job_logs.log_group_arn,
             parameter_prefix=self.settings.parameter_prefix, secret_prefix=self.settings.secret_prefix,
             cross_account=self.settings.allow_cross_account))
+        self._allow_session_manager(role)
         return role
+
+    def _allow_session_manager(self, role: iam.Role) -> None:
+        """A failed run held for debugging is reached with SSM Session Manager: no inbound port, no key pair."""
+        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore"))
+        Validations.of(role).acknowledge(cdk.Acknowledgment(
+            id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+            reason="The AWS-maintained policy Session Manager needs on an instance, so a person can open a shell "
+                   "on a job instance held for debugging without any inbound port; only EC2 can assume the role."))
 
     def _create_launch_template(self) -> ec2.LaunchTemplate:
         self.machine_image = ec2.MachineImage.from_ssm_parameter(self.settings.image_parameter)

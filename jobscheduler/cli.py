@@ -1,6 +1,6 @@
 """The ``jobscheduler`` command.
 
-Client commands (schedule, list, status, watch, cancel, logs) talk to any
+Client commands (schedule, list, status, watch, cancel, release, logs) talk to any
 deployment through :mod:`jobscheduler.client`; every one takes ``--json``
 for machines and exits with a code scripts can rely on (see
 ``client.OK`` ... ``client.API_ERROR``); ``ui`` serves the web console
@@ -109,6 +109,26 @@ def schedule(
         "--instance-type", help="An instance type Spot may choose; repeat for more.", show_default=False)] = None,
     max_runtime: Annotated[int | None, typer.Option(
         "--max-runtime", help="Seconds the job may run.", show_default=False)] = None,
+    vcpus: Annotated[int | None, typer.Option(
+        "--vcpus", help="At least this many vCPUs (resources; with --memory, instead of --instance-type).",
+        show_default=False)] = None,
+    memory: Annotated[float | None, typer.Option(
+        "--memory", help="At least this much memory in GiB (resources).", show_default=False)] = None,
+    burstable: Annotated[bool, typer.Option("--burstable", help="Let burstable types (t3 ...) meet the resources.")]
+    = False,
+    max_price: Annotated[str | None, typer.Option(
+        "--max-price", help="USD per hour Spot may cost at most, like 0.08.", show_default=False)] = None,
+    retry: Annotated[int | None, typer.Option(
+        "--retry", help="Runs in all for a run that fails (retry.attempts), each on a new instance.",
+        show_default=False)] = None,
+    retry_on: Annotated[list[int] | None, typer.Option(
+        "--retry-on", help="An exit code that earns another run (default: any non-zero); repeat for more.",
+        show_default=False)] = None,
+    retry_delay: Annotated[int | None, typer.Option(
+        "--retry-delay", help="Seconds between a failed run and the next.", show_default=False)] = None,
+    keep_on_failure: Annotated[int | None, typer.Option(
+        "--keep-on-failure", help="Seconds a failed run's instance stays up for a shell (SSM Session Manager); "
+        "end it early with 'jobscheduler release JOB'.", show_default=False)] = None,
     idempotency_key: Annotated[str | None, typer.Option(
         help="Send the same key again and get the same job, never a second one.", show_default=False)] = None,
     watch_job: Annotated[bool, typer.Option("--watch", help="Then follow the job to its end (exit code as watch).")]
@@ -120,6 +140,9 @@ def schedule(
     """Schedule a job from a file, from options, or both (options win)."""
     body = _body(file, image=image, at=at, env=env or [], command=command, name=name,
                  instance_types=instance_type or [], max_runtime=max_runtime)
+    body.update(_shape_options(max_price=max_price, retry=retry, retry_on=retry_on or [], retry_delay=retry_delay,
+                               keep_on_failure=keep_on_failure))
+    body.update(_resources_option(vcpus, memory, burstable))
     client = _connect(api_url, stack, region)
     job = _call(client.schedule, body, idempotency_key)
     if as_json and not watch_job:
@@ -216,6 +239,21 @@ def cancel(
         return
     _console().print(Text.assemble("cancel accepted for ", (job["jobId"], "bold"), ": ", render.status(job["status"]),
                                    (f"  {job.get('statusReason') or ''}", "dim")))
+
+
+@app.command()
+def release(
+    job_id: JobArgument,
+    api_url: ApiOption = None, stack: StackOption = api.DEFAULT_STACK, region: RegionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """End a failed run's debug hold now: its instance is terminated and the job ends TerminatedNOK."""
+    client = _connect(api_url, stack, region)
+    job = _call(client.release, job_id)
+    if as_json:
+        _emit(job)
+        return
+    _console().print(Text.assemble("released ", (job["jobId"], "bold"), ": its instance is being terminated"))
 
 
 @app.command()
@@ -321,6 +359,33 @@ def _body(file: Path | None, *, image: str | None, at: str | None, env: list[str
     if instance_types:
         body["instanceTypes"] = instance_types
     return body
+
+
+def _shape_options(*, max_price: str | None, retry: int | None, retry_on: list[int],
+                   retry_delay: int | None, keep_on_failure: int | None) -> dict[str, Any]:
+    """The body fields given as options (the API checks their values and names the field)."""
+    fields: dict[str, Any] = {}
+    if max_price is not None:
+        fields["maxPrice"] = max_price
+    if retry is None and (retry_on or retry_delay is not None):
+        raise typer.BadParameter("needs --retry (the runs in all)", param_hint="--retry-on / --retry-delay")
+    if retry is not None:
+        fields["retry"] = {"attempts": retry, **({"onExitCodes": retry_on} if retry_on else {}),
+                           **({"delaySeconds": retry_delay} if retry_delay is not None else {})}
+    if keep_on_failure is not None:
+        fields["debug"] = {"keepOnFailureSeconds": keep_on_failure}
+    return fields
+
+
+def _resources_option(vcpus: int | None, memory: float | None, burstable: bool) -> dict[str, Any]:
+    """``resources`` from --vcpus and --memory (both or neither)."""
+    if vcpus is None and memory is None:
+        if burstable:
+            raise typer.BadParameter("needs --vcpus and --memory", param_hint="--burstable")
+        return {}
+    if vcpus is None or memory is None:
+        raise typer.BadParameter("give both, or neither", param_hint="--vcpus / --memory")
+    return {"resources": {"vcpus": vcpus, "memoryGiB": memory, **({"burstable": True} if burstable else {})}}
 
 
 def _read_body(file: Path) -> dict[str, Any]:

@@ -129,6 +129,10 @@ class Client:
         """``POST /jobs/{id}/cancel``: the job, cancel recorded."""
         return self.request("POST", f"/jobs/{_id(job_id)}/cancel")
 
+    def release(self, job_id: str) -> dict[str, Any]:
+        """``POST /jobs/{id}/release``: a failed run's debug hold ends now."""
+        return self.request("POST", f"/jobs/{_id(job_id)}/release")
+
     def logs(self, job_id: str, limit: int = 100, next_token: str | None = None) -> dict[str, Any]:
         """``GET /jobs/{id}/logs``: ``{"events": [...], "nextToken"}`` (a token is always returned)."""
         params = {"limit": str(limit), **({"nextToken": next_token} if next_token else {})}

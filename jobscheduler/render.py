@@ -78,6 +78,9 @@ def job_details(job: dict[str, Any]) -> Table:
         ("exit code", None if job.get("exitCode") is None else str(job["exitCode"])),
         ("scheduled", job.get("scheduledAt")),
         ("created", job.get("createdAt")),
+        ("submitted by", job.get("submittedBy")),
+        ("held until", f"{job['holdUntil']}  (a shell: aws ssm start-session --target {job.get('instanceId')}; "
+                       f"end it: jobscheduler release {job['jobId']})" if job.get("holdUntil") else None),
         ("ended", job.get("endedAt")),
         ("instance types", ", ".join(job.get("instanceTypes") or []) or None),
         ("capacity", f"{job.get('capacity', 'spot')}, up to {job.get('maxAttempts', '?')} attempts, "

@@ -115,11 +115,17 @@ def idempotency() -> tuple[str, str] | None:
     return str(identity.get("userArn") or identity.get("caller") or "anonymous"), key
 
 
+def submitter() -> str:
+    """Who is scheduling: the caller's IAM ARN when deployed (IAM auth signs every call), ``local`` otherwise."""
+    identity = (current().context or {}).get("identity") or {}
+    return str(identity.get("userArn") or "local")
+
+
 @app.route("/jobs", methods=["POST"], authorizer=iam)
 @api_errors
 def schedule_job() -> Response:
     """Schedule a job: 201 with the job and its Location (200 when an Idempotency-Key repeats)."""
-    job, created = lifecycle.schedule(json_body(), api_url(), idempotency())
+    job, created = lifecycle.schedule(json_body(), api_url(), idempotency(), submitter())
     headers: dict[str, str | list[str]] = {"Location": f"/jobs/{job['jobId']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -164,6 +170,13 @@ def openapi() -> dict[str, Any]:
 def cancel_job(job_id: str) -> Response:
     """Cancel the job in any phase: 202; 409 once it has ended."""
     return Response(body=jobs.public(lifecycle.cancel(job_id)), status_code=202)
+
+
+@app.route("/jobs/{job_id}/release", methods=["POST"], authorizer=iam)
+@api_errors
+def release_job(job_id: str) -> Response:
+    """End a failed run's debug hold now: 202; 409 when the job is not held."""
+    return Response(body=jobs.public(lifecycle.release(job_id)), status_code=202)
 
 
 @app.route("/jobs/{job_id}/heartbeat", methods=["POST"])
@@ -214,17 +227,11 @@ def on_job_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return events.on_job_change(event.get("Records") or [])
 
 
-def caller() -> str | None:
-    """The signed-in caller (IAM auth), when the request says."""
-    identity = (current().context or {}).get("identity") or {}
-    return str(identity.get("userArn") or identity.get("caller") or "") or None
-
-
 @app.route("/schedules", methods=["POST"], authorizer=iam)
 @api_errors
 def create_schedule() -> Response:
     """Create a recurring schedule: 201 with it (next runs included) and its Location."""
-    record = schedules.create(json_body(), api_url(), caller())
+    record = schedules.create(json_body(), api_url(), submitter())
     return Response(body=schedules.public(record), status_code=201,
                     headers={"Location": f"/schedules/{record['jobId']}"})
 

@@ -23,6 +23,7 @@ from moto.ec2.responses.fleets import Fleets
 NO_SPOT_CAPACITY = "CreateFleet.NoSpotCapacity"
 FLEET_ERRORS = "CreateFleet.Errors"
 NOT_VISIBLE_YET = "DescribeInstanceStatus.NotFound"
+SPOT_ABOVE_CAP = "CreateFleet.SpotMaxPriceTooLow"
 
 
 class Faults:
@@ -105,6 +106,41 @@ class Faults:
         self._undo += [lambda: setattr(Fleets, "create_fleet", respond),
                        lambda: setattr(Fleet, "create_spot_requests", spot),
                        lambda: setattr(Fleet, "create_on_demand_requests", on_demand)]
+
+    def spot_market(self, price: str) -> list[dict[str, Any]]:
+        """Spot costs ``price`` USD/h: a Spot request whose every override caps MaxPrice below it launches
+        nothing and answers SpotMaxPriceTooLow in ``Errors``, as EC2 does; any other request is served.
+
+        Returns the list that collects each CreateFleet request's (capacity type, overrides).
+        """
+        respond, spot = Fleets.create_fleet, Fleet.create_spot_requests
+        seen: list[dict[str, Any]] = []
+        refusing = threading.local()
+
+        def create_fleet(response: Any) -> Any:
+            kind = response._get_param("TargetCapacitySpecification", {}).get("DefaultTargetCapacityType")
+            overrides = [o for c in response._get_param("LaunchTemplateConfigs", []) for o in c.get("Overrides", [])]
+            seen.append({"type": kind, "overrides": overrides})
+            caps = [o.get("MaxPrice") for o in overrides]
+            if kind != "spot" or not caps or any(c is None or float(c) >= float(price) for c in caps):
+                return respond(response)
+            self._count(SPOT_ABOVE_CAP)
+            refusing.on = True
+            try:
+                result = respond(response)
+            finally:
+                refusing.on = False
+            result.result["Errors"] = [{"ErrorCode": "SpotMaxPriceTooLow", "Lifecycle": "spot",
+                                        "ErrorMessage": f"Your Spot request price of {min(caps)} is lower than the "
+                                                        f"minimum required Spot request fulfillment price of {price}."}]
+            return result
+
+        Fleets.create_fleet = create_fleet  # type: ignore[method-assign]
+        Fleet.create_spot_requests = (  # type: ignore[method-assign]
+            lambda fleet, weight: [] if getattr(refusing, "on", False) else spot(fleet, weight))
+        self._undo += [lambda: setattr(Fleets, "create_fleet", respond),
+                       lambda: setattr(Fleet, "create_spot_requests", spot)]
+        return seen
 
     def not_visible_yet(self, times: int) -> None:
         """The next ``times`` DescribeInstanceStatus calls answer InvalidInstanceID.NotFound.

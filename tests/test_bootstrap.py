@@ -750,3 +750,23 @@ def test_render_refuses_what_cannot_be_passed_safely(fields, field_named):
     with pytest.raises(ValueError, match=field_named):
         job = make_job(**fields)
         render_user_data(job, api_url="http://x", secret=SECRET, log_group=None, region=REGION)
+
+
+# --- a failed run held for debugging -----------------------------------------------------------
+
+
+def test_bootstrap_keeps_a_failed_runs_instance_up_for_debugging(run_bootstrap, cloud):
+    """debug.keepOnFailureSeconds: the failure is reported, the instance is not shut down (the service
+    terminates it when the hold ends), and the dead-man timer reaches past the hold."""
+    run = run_bootstrap(make_job(maxRuntimeSeconds=3600, debug={"keepOnFailureSeconds": 1800}), FAKE_DOCKER_EXIT="3")
+
+    assert run.proc.returncode == 0, run.proc.stderr
+    assert [c.json()["exitCode"] for c in cloud.calls("/callback")] == [3]
+    assert run.calls("shutdown") == [["-h", "+95"]]
+
+
+def test_bootstrap_shuts_down_a_successful_run_even_with_debug(run_bootstrap, cloud):
+    """Only a failed run is held: exit 0 shuts the instance down as ever."""
+    run = run_bootstrap(make_job(maxRuntimeSeconds=3600, debug={"keepOnFailureSeconds": 1800}))
+
+    assert run.calls("shutdown") == [["-h", "+95"], ["-h", "now"]]

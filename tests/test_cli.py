@@ -151,7 +151,7 @@ def test_cancel_then_cancel_again(stack):
     assert "Cancelled" in ok(run(stack, "status", job["jobId"])).stdout
 
 
-@pytest.mark.parametrize("command", ["status", "watch", "cancel", "logs"])
+@pytest.mark.parametrize("command", ["status", "watch", "cancel", "release", "logs"])
 def test_unknown_job_exits_three(stack, command):
     """Every command that names a job exits 3 for one that does not exist, naming it."""
     result = run(stack, command, UNKNOWN)
@@ -163,6 +163,7 @@ def test_unknown_job_exits_three(stack, command):
     (["schedule", "--image", "busybox:1.36", "--env", "NOVALUE"], "NAME=value"),
     (["schedule", "--image", "Not An Image"], "image:"),
     (["schedule", "--image", "busybox:1.36", "--at", "tomorrow"], "scheduledAt:"),
+    (["schedule", "--image", "busybox:1.36", "--max-price", "cheap"], "maxPrice:"),
     (["list", "--status", "Bogus"], "status:"),
     (["list", "--limit", "0"], "--limit"),
 ])
@@ -208,3 +209,18 @@ def test_local_stack_prints_the_job_events_it_published(stack, finished):
             break
         time.sleep(0.2)
     assert printed == expected
+
+
+def test_schedule_takes_an_option_for_every_job_shape_field(stack):
+    """--vcpus/--memory, --max-price, --retry..., --keep-on-failure become the body's fields; release of a job
+    that is not held is refused by the API (exit 4, saying why)."""
+    job = schedule(stack, "--image", "busybox:1.36", "--at", "+1h", "--vcpus", "2", "--memory", "4",
+                   "--max-price", "0.5", "--retry", "3", "--retry-on", "3", "--retry-on", "137",
+                   "--retry-delay", "30", "--keep-on-failure", "600")
+    assert job["resources"] == {"vcpus": 2, "memoryGiB": 4} and job["instanceTypes"]
+    assert job["maxPrice"] == "0.5" and job["debug"] == {"keepOnFailureSeconds": 600}
+    assert job["retry"] == {"attempts": 3, "onExitCodes": [3, 137], "delaySeconds": 30}
+    assert job["submittedBy"] == "local"
+    refused = run(stack, "release", job["jobId"])
+    assert refused.returncode == api.API_ERROR and "not held" in refused.stderr
+    ok(run(stack, "cancel", job["jobId"]))

@@ -24,8 +24,25 @@ from moto.ec2.models import EC2Backend
 from moto.ec2.models.instances import InstanceState
 
 from chalicelib import jobs, statuses, store, times
-from tests.faults import FLEET_ERRORS, NO_SPOT_CAPACITY, NOT_VISIBLE_YET, Faults, injected, update_of
-from tests.support import Instance, execution_status, instances, live_instances, post_job, wait_for, wait_terminal
+from tests.faults import (
+    FLEET_ERRORS,
+    NO_SPOT_CAPACITY,
+    NOT_VISIBLE_YET,
+    SPOT_ABOVE_CAP,
+    Faults,
+    injected,
+    update_of,
+)
+from tests.support import (
+    Instance,
+    execution_status,
+    instances,
+    live_instances,
+    post_job,
+    wait_for,
+    wait_terminal,
+    wait_until,
+)
 
 MATRIX_FILE = Path(__file__).resolve().parent.parent / ".pytest_cache" / "fault-matrix.jsonl"
 # The controller names a file of its own for each run (xdist workers inherit it).
@@ -151,6 +168,17 @@ def requesting_capacity_errors(r: Run) -> None:
     r.faults.wait_fired(FLEET_ERRORS, times=2)
 
 
+def requesting_spot_above_cap(r: Run) -> None:
+    r.faults.spot_market("0.10")
+    r.faults.wait_fired(SPOT_ABOVE_CAP)
+
+
+def requesting_spot_above_cap_then_on_demand(r: Run) -> None:
+    r.faults.spot_market("0.10")
+    r.faults.wait_fired(SPOT_ABOVE_CAP)
+    r.instance().callback(0)
+
+
 def requesting_stopped(r: Run) -> None:
     r.faults.no_spot_capacity()
     wait_for(r.job_id, {jobs.REQUESTED})
@@ -271,6 +299,45 @@ def running_exits_nonzero(r: Run) -> None:
     r.instance().callback(2)
 
 
+def running_failed_run_retried(r: Run) -> None:
+    first = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    assert first.callback(2).status_code == 202
+    assert r.instance(previous=first.instance_id).callback(0).status_code == 202
+
+
+def running_retry_cancelled_between_runs(r: Run) -> None:
+    first = r.instance()
+    wait_for(r.job_id, {jobs.RUNNING})
+    assert first.callback(2).status_code == 202
+    wait_until(lambda: (store.get(r.job_id) or {}).get("failedRuns") == 1, "the failed run's close")
+    assert r.cancel() == 202
+
+
+def launched_fails_before_seen_running_retried(r: Run) -> None:
+    release = booting(r.faults)
+    first = r.instance()
+    assert first.callback(2).status_code == 202
+    release()
+    assert r.instance(previous=first.instance_id).callback(0).status_code == 202
+
+
+def held_until_debugged(r: Run) -> None:
+    r.instance().callback(3)
+    wait_until(lambda: "held for debugging" in (store.get(r.job_id) or {}).get("statusReason", ""), "the hold")
+    assert live_instances()  # the failed run's instance is up while held
+
+
+def running_held_instance_released(r: Run) -> None:
+    held_until_debugged(r)
+    assert r.api.http.post(f"/jobs/{r.job_id}/release").status_code == 202
+
+
+def running_held_job_cancelled(r: Run) -> None:
+    held_until_debugged(r)
+    assert r.cancel() == 202
+
+
 def terminating_aws_fails_once(r: Run) -> None:
     fault = r.faults.fail(EC2Backend, "terminate_instances", times=1)
     r.instance().callback(0)
@@ -326,6 +393,10 @@ SCENARIOS = [
     ("requesting", "AWS call keeps failing", requesting_aws_fails_always, {}, "Failed", "no capacity", 0),
     ("requesting", "launch error", requesting_launch_error, {}, "Failed", "UnauthorizedOperation", 0),
     ("requesting", "capacity errors", requesting_capacity_errors, {}, "TerminatedOK", "exited 0", 1),
+    ("requesting", "no Spot under maxPrice", requesting_spot_above_cap, {"maxPrice": "0.08"}, "Failed",
+     "under maxPrice 0.08", 0),
+    ("requesting", "maxPrice, then on-demand", requesting_spot_above_cap_then_on_demand,
+     {"maxPrice": "0.08", "capacity": "spot-then-on-demand"}, "TerminatedOK", "exited 0", 1),
     ("requesting", "execution stopped", requesting_stopped, {}, "Failed", "ABORTED", 0),
     ("requesting", "cancel", requesting_cancel, {}, "Cancelled", "cancelled", 0),
     ("requesting", "capacity comes back", requesting_capacity_returns, {}, "TerminatedOK", "exited 0", 1),
@@ -336,6 +407,8 @@ SCENARIOS = [
     ("launched", "callback before running", launched_quick_callback, {}, "TerminatedOK", "exited 0", 1),
     ("launched", "done before seen running", launched_finishes_before_seen_running, {}, "TerminatedOK",
      "exited 0", 1),
+    ("launched", "fails before seen running, retried", launched_fails_before_seen_running_retried,
+     {"retry": {"attempts": 2}}, "TerminatedOK", "exited 0", 2),
     ("launched", "instance not known yet", launched_not_known_yet, {}, "TerminatedOK", "exited 0", 1),
     ("launched", "never reaches running", launched_never_boots, {}, "Failed", "did not reach running", 1),
     ("running", "AWS call fails once", running_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
@@ -347,6 +420,14 @@ SCENARIOS = [
     ("running", "duplicate callback", running_duplicate_callback, {}, "TerminatedOK", "exited 0", 1),
     ("running", "cancel", running_cancel, {}, "Cancelled", "cancelled", 1),
     ("running", "container exits 2", running_exits_nonzero, {}, "TerminatedNOK", "exited 2", 1),
+    ("running", "held instance released", running_held_instance_released, {"debug": {"keepOnFailureSeconds": 600}},
+     "TerminatedNOK", "released", 1),
+    ("running", "held job cancelled", running_held_job_cancelled, {"debug": {"keepOnFailureSeconds": 600}},
+     "Cancelled", "cancelled", 1),
+    ("running", "failed run retried", running_failed_run_retried, {"retry": {"attempts": 2}}, "TerminatedOK",
+     "exited 0", 2),
+    ("running", "retry cancelled between runs", running_retry_cancelled_between_runs,
+     {"retry": {"attempts": 2, "delaySeconds": 30}}, "Cancelled", "cancelled", 1),
     ("terminating", "AWS call fails once", terminating_aws_fails_once, {}, "TerminatedOK", "exited 0", 1),
     ("terminating", "AWS call keeps failing", terminating_aws_fails_always, {}, "TerminatedOK", "FAILED", 1),
     ("terminating", "late callback", terminating_late_callback, {}, "TerminatedOK", "exited 0", 1),
@@ -391,7 +472,10 @@ def assert_attempts_consistent(job: dict[str, Any], expected: int) -> None:
     assert len(attempts) == expected, attempts
     assert len({a["instanceId"] for a in attempts}) == len(attempts)
     assert all(a.get("outcome") and a.get("endedAt") for a in attempts), attempts
-    assert all(a["outcome"] in (statuses.PREEMPTED, statuses.LOST) for a in attempts[:-1])
+    # An earlier attempt ended for Spot, or was a failed run run again (Failed, with its exit code).
+    assert all(a["outcome"] in (statuses.PREEMPTED, statuses.LOST) or (a["outcome"] == statuses.FAILED and
+                                                                      "exitCode" in a) for a in attempts[:-1])
+    assert all("exitCode" not in a for a in attempts if a["outcome"] != statuses.FAILED)
     if attempts:
         assert job["instanceId"] == attempts[-1]["instanceId"]
         states = {i["InstanceId"]: i["State"]["Name"] for i in instances(job["jobId"])}

@@ -26,7 +26,7 @@ from infra.app import DEFAULT_STACK_NAME
 from jobscheduler.local import events as local_events
 from jobscheduler.local.cloud import ACCOUNT_ROLE
 from tests import events, iam
-from tests.support import Instance, execution_status, wait_for, wait_terminal
+from tests.support import Instance, execution_status, wait_for, wait_terminal, wait_until
 from tests.test_stack import Synth
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
@@ -120,7 +120,9 @@ def test_every_function_runs_under_its_roles_policy_and_uses_every_grant(api, aw
     refused, and every action the functions' role grants is called (or is one AWS calls on its behalf)."""
     enforced = enforce()
     job = spot_job_to_the_end(api, aws, enforced)
-    cancelled = http(enforced, api, "POST", "/jobs", {**HELLO, "scheduledAt": LATER}).json_body
+    # (it states its resources: the instance types that meet them are looked up as it is scheduled)
+    sized = {"image": HELLO["image"], "resources": {"vcpus": 2, "memoryGiB": 4}, "scheduledAt": LATER}
+    cancelled = http(enforced, api, "POST", "/jobs", sized).json_body
     assert http(enforced, api, "POST", f"/jobs/{cancelled['jobId']}/cancel").status_code == 202
     stopped = stopped_job_cleaned_up(api, aws, enforced)
     sweep_until_idle(aws, enforced)
@@ -281,6 +283,30 @@ def test_workflow_calls_are_held_to_the_workflow_roles_policy(api, aws, enforce)
     assert invoke(enforced, "OnExecutionEnded", event)["ended"] == jobs.FAILED
 
 
+@pytest.mark.slow
+def test_retry_debug_hold_release_and_price_cap_run_under_the_roles_policies(api, aws, enforce):
+    """A capped job whose failed run is run again, then held for debugging and released: the workflow's new
+    states and the release route need nothing their roles lack."""
+    enforced = enforce()
+    body = {**HELLO, "maxPrice": "0.5", "retry": {"attempts": 2}, "debug": {"keepOnFailureSeconds": 600}}
+    job = http(enforced, api, "POST", "/jobs", body).json_body
+    first = Instance(api, job["jobId"])
+    wait_for(job["jobId"], {jobs.RUNNING})
+    with enforced.as_function("APIHandler"):
+        assert first.callback(3).status_code == 202
+    second = Instance(api, job["jobId"], previous=first.instance_id)
+    wait_for(job["jobId"], {jobs.RUNNING})
+    with enforced.as_function("APIHandler"):
+        assert second.callback(3).status_code == 202
+    wait_until(lambda: "held for debugging" in (store.get(job["jobId"]) or {}).get("statusReason", ""), "the hold")
+    assert http(enforced, api, "POST", f"/jobs/{job['jobId']}/release").status_code == 202
+    done = wait_terminal(job["jobId"])
+    assert (done["status"], [a["outcome"] for a in done["attempts"]]) == (jobs.TERMINATED_NOK,
+                                                                           ["Failed", jobs.TERMINATED_NOK])
+    assert enforced.denied() == []
+    assert (state(first.instance_id), state(second.instance_id)) == ("terminated", "terminated")
+
+
 # --- the events are AWS's documented shapes ----------------------------------------------------------------
 
 
@@ -288,7 +314,7 @@ def test_every_event_sample_names_the_aws_page_it_follows():
     """Each sample under tests/events/ names the AWS documentation page it copies."""
     pages = events.sources()
     assert set(pages) == {"ec2-spot-instance-interruption-warning", "step-functions-execution-status-change",
-                          "dynamodb-stream-modify", "eventbridge-scheduled-event"}
+                          "dynamodb-stream-modify", "eventbridge-scheduled-event", "apigateway-rest-proxy-request"}
     assert all(page.startswith("https://docs.aws.amazon.com/") for page in pages.values())
 
 
@@ -302,6 +328,8 @@ def test_every_event_sample_names_the_aws_page_it_follows():
     ("dynamodb-stream-modify", lambda: events.stream_event(
         [({"jobId": {"S": "a"}, "status": {"S": "Scheduled"}}, {"jobId": {"S": "a"}, "status": {"S": "Running"}})],
         "arn:aws:dynamodb:us-east-1:123456789012:table/Jobs/stream/2026-01-01T00:00:00.000")),
+    ("apigateway-rest-proxy-request", lambda: events.api_request(
+        "POST", "/jobs", {"image": "hello-world"}, "arn:aws:iam::123456789012:user/alice")),
 ])
 def test_events_built_for_tests_keep_the_documented_shape(name, built):
     """Filling in ids changes values, never the shape AWS documents."""
@@ -311,6 +339,10 @@ def test_events_built_for_tests_keep_the_documented_shape(name, built):
         for record in (sample["Records"][0], event["Records"][0]):
             for image in ("OldImage", "NewImage", "Keys"):
                 record["dynamodb"][image] = {}
+    if name == "apigateway-rest-proxy-request":  # the headers and query are the request's own
+        for request in (sample, event):
+            request.update(headers={}, multiValueHeaders={}, queryStringParameters={},
+                           multiValueQueryStringParameters={})
     assert events.shape(event) == events.shape(sample)
 
 

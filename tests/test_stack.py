@@ -749,3 +749,15 @@ def test_lambda_package_carries_the_runtime_requirements(synth: Synth) -> None:
     for requirement in packaging.requirements(RUNTIME_DIR):
         module = packaging.distribution_name(requirement).replace("-", "_")
         assert f"{module}/__init__.py" in names, f"{requirement} is not in the Lambda package"
+
+
+def test_only_the_instance_role_may_be_reached_by_session_manager(synth: Synth) -> None:
+    """AmazonSSMManagedInstanceCore (for a shell on a failed run held for debugging) is on the instance role
+    and on no other role; the instances' security group opens no inbound port for it."""
+    ssm = "AmazonSSMManagedInstanceCore"
+    holders = [logical for logical, role in synth.resources("AWS::IAM::Role").items()
+               if ssm in json.dumps(role["Properties"].get("ManagedPolicyArns", []))]
+    assert holders == [synth.logical_id("InstanceRole/Resource")]
+    for group in synth.resources("AWS::EC2::SecurityGroup").values():
+        assert not group["Properties"].get("SecurityGroupIngress")
+    assert not synth.resources("AWS::EC2::SecurityGroupIngress")

@@ -125,6 +125,7 @@ def _header_values(
         "ECR_REGISTRY": shlex.quote(registry),
         "ECR_REGION": shlex.quote(registry_region),
         "DEAD_MAN_MINUTES": str(_dead_man_minutes(job)),
+        "KEEP_ON_FAILURE": str(_keep_on_failure(job)),
         "HEARTBEAT_INTERVAL": str(_heartbeat_interval(job)),
         "ENV_ARGS": _env_args(env, secrets),
         "COMMAND": _array(job.get("command") or [], "command"),
@@ -184,8 +185,14 @@ def _check_name(name: Any, field: str) -> None:
 
 
 def _dead_man_minutes(job: Mapping[str, Any]) -> int:
-    seconds = _positive_int(job.get("maxRuntimeSeconds"), "maxRuntimeSeconds")
+    seconds = _positive_int(job.get("maxRuntimeSeconds"), "maxRuntimeSeconds") + _keep_on_failure(job)
     return math.ceil(seconds / 60) + DEAD_MAN_MARGIN_MINUTES
+
+
+def _keep_on_failure(job: Mapping[str, Any]) -> int:
+    # A failed run's instance stays up this long for debugging (0: it shuts down at once).
+    debug = job.get("debug") or {}
+    return _positive_int(debug["keepOnFailureSeconds"], "debug.keepOnFailureSeconds") if debug else 0
 
 
 def _heartbeat_interval(job: Mapping[str, Any]) -> int:

@@ -35,6 +35,7 @@ JS_LOG_GROUP=@@LOG_GROUP@@
 JS_ECR_REGISTRY=@@ECR_REGISTRY@@
 JS_ECR_REGION=@@ECR_REGION@@
 JS_DEAD_MAN_MINUTES=@@DEAD_MAN_MINUTES@@
+JS_KEEP_ON_FAILURE=@@KEEP_ON_FAILURE@@
 JS_HEARTBEAT_INTERVAL=@@HEARTBEAT_INTERVAL@@
 JS_ENV_ARGS=(@@ENV_ARGS@@)
 JS_COMMAND=(@@COMMAND@@)
@@ -323,8 +324,16 @@ finish() {
     report_result "${JS_EXIT_CODE:-125}" || true
   fi
   rm -rf "$JS_WORK_DIR"
+  if held_for_debugging; then
+    # The service terminates it when the hold ends; the dead-man timer covers the hold too.
+    log "the run failed: the instance stays up ${JS_KEEP_ON_FAILURE}s for debugging (SSM Session Manager)"
+    return 0
+  fi
   log "shutting the instance down"
   shutdown -h now || log "shutdown failed"
+}
+held_for_debugging() {
+  ((JS_KEEP_ON_FAILURE > 0)) && ! preempted && [[ "${JS_EXIT_CODE:-125}" != 0 ]]
 }
 on_exit() {
   local status=$?

@@ -64,7 +64,7 @@ def fire(event: dict[str, Any]) -> dict[str, Any]:
 def _start(schedule: dict[str, Any], new_id: str, moment: str) -> dict[str, Any]:
     body = dict(schedule["job"])
     try:
-        job = jobs.new_job(body)
+        job = jobs.new_job(body, schedule.get("submittedBy"))
     except JobError as exc:
         # The template was valid when stored; a deployment setting changed since. Retrying cannot help.
         log.error("schedule %s: its job template is refused now: %s", schedule["jobId"], exc)

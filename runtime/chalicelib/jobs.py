@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, NotRequired, TypedDict
 
-from . import bootstrap, config, schema, times
+from . import bootstrap, config, resources, schema, times
 from .schema import JobError
 from .statuses import (  # noqa: F401  (re-exported: the job's statuses, defined in .statuses)
     CANCELLED,
@@ -35,10 +36,12 @@ from .times import now, timestamp
 
 MAX_AHEAD = timedelta(days=365)
 WORKFLOW_MARGIN = timedelta(days=1)
+MIN_PRICE = Decimal("0.001")
 _DEFAULTS = {name: field["default"] for name, field in schema.component(schema.JOB_BODY)["properties"].items()
              if "default" in field}
 # Fields of the stored record that no API response may carry.
-PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash"})
+PRIVATE_FIELDS = frozenset({"taskToken", "secretHash", "kind", "sortKey", "idempotencyKey", "bodyHash",
+                            "retryDue"})
 
 
 class Attempt(TypedDict, total=False):
@@ -54,6 +57,7 @@ class Attempt(TypedDict, total=False):
     availabilityZone: str
     spotPrice: str | None
     onDemandPrice: str | None
+    exitCode: int
 
 
 class Job(TypedDict):
@@ -93,6 +97,14 @@ class Job(TypedDict):
     cancelRequested: NotRequired[str]
     cost: NotRequired[dict[str, Any]]
     scheduleId: NotRequired[str]
+    submittedBy: NotRequired[str]
+    maxPrice: NotRequired[str]
+    retry: NotRequired[dict[str, Any]]
+    failedRuns: NotRequired[int]
+    retryDue: NotRequired[str]
+    debug: NotRequired[dict[str, int]]
+    holdUntil: NotRequired[str]
+    resources: NotRequired[dict[str, Any]]
 
 
 def parse_time(field: str, value: str) -> datetime:
@@ -103,8 +115,11 @@ def parse_time(field: str, value: str) -> datetime:
         raise JobError(field, f"is not a valid date-time ({exc})") from None
 
 
-def new_job(body: Any) -> Job:
-    """Validate a ``POST /jobs`` body and return the job record to store (status ``Scheduled``)."""
+def new_job(body: Any, submitted_by: str | None = None) -> Job:
+    """Validate a ``POST /jobs`` body and return the job record to store (status ``Scheduled``).
+
+    ``submitted_by`` is the caller as the API knows it (never a body field: the schema refuses one).
+    """
     schema.validate(schema.JOB_BODY, body)
     created = now()
     runtime: int = body.get("maxRuntimeSeconds", _DEFAULTS["maxRuntimeSeconds"])
@@ -115,7 +130,7 @@ def new_job(body: Any) -> Job:
         "image": _image(body["image"]),
         "scheduledAt": timestamp(scheduled),
         "env": dict(body.get("env", {})),
-        "instanceTypes": list(body.get("instanceTypes") or config.default_instance_types()),
+        "instanceTypes": _instance_types(body),
         "maxRuntimeSeconds": runtime,
         "capacity": body.get("capacity", _DEFAULTS["capacity"]),
         "maxAttempts": body.get("maxAttempts", config.max_attempts()),
@@ -133,6 +148,16 @@ def new_job(body: Any) -> Job:
         job["secrets"] = _secrets(body["secrets"])
     if body.get("finishBy") is not None:
         job["finishBy"] = _finish_by(body["finishBy"], scheduled, runtime)
+    if body.get("maxPrice") is not None:
+        job["maxPrice"] = _max_price(body["maxPrice"], job["capacity"])
+    if body.get("retry") is not None:
+        job["retry"] = _retry(body["retry"], scheduled, created, runtime)
+    if body.get("debug") is not None:
+        job["debug"] = dict(body["debug"])
+    if body.get("resources") is not None:
+        job["resources"] = dict(body["resources"])
+    if submitted_by is not None:
+        job["submittedBy"] = submitted_by
     return job
 
 
@@ -143,6 +168,8 @@ def public(job: Mapping[str, Any]) -> dict[str, Any]:
     view.setdefault("exitCode", None)
     view.setdefault("executionArn", None)
     view.setdefault("attempts", [])
+    if view.get("status") in TERMINAL:
+        view.pop("holdUntil", None)  # shown while held only
     return view
 
 
@@ -173,6 +200,55 @@ def _finish_by(value: str, scheduled: datetime, runtime: int) -> str:
     if moment < scheduled + timedelta(seconds=runtime):
         raise JobError("finishBy", "must leave room for maxRuntimeSeconds after scheduledAt")
     return timestamp(moment)
+
+
+def _instance_types(body: Mapping[str, Any]) -> list[str]:
+    # Named types, the types that meet the job's resources (resolved once, now), or the deployment's default.
+    if body.get("resources") is not None:
+        if body.get("instanceTypes") is not None:
+            raise JobError("resources", "and instanceTypes are two ways to choose instances: give one")
+        return resources.instance_types(body["resources"])
+    return list(body.get("instanceTypes") or config.default_instance_types())
+
+
+def _max_price(value: str, capacity: str) -> str:
+    # EC2 refuses a maximum Spot price of USD 0.001 or less (InvalidParameterValue) when it launches.
+    if Decimal(value) <= MIN_PRICE:
+        raise JobError("maxPrice", f"must be more than {MIN_PRICE} (EC2's least maximum Spot price)")
+    if capacity == "on-demand":
+        raise JobError("maxPrice", "caps the Spot price, and capacity on-demand never uses Spot")
+    return value
+
+
+def _retry(value: dict[str, Any], scheduled: datetime, created: datetime, runtime: int) -> dict[str, Any]:
+    retry = {"delaySeconds": 0, **value}
+    # Every run, and the wait before each, must fit the workflow's one-year limit too.
+    runs = retry["attempts"] * runtime + (retry["attempts"] - 1) * retry["delaySeconds"]
+    if scheduled + timedelta(seconds=runs) + WORKFLOW_MARGIN - created > MAX_AHEAD:
+        raise JobError("retry", "would not end within a year: scheduledAt + attempts x maxRuntimeSeconds "
+                                "+ the delays between runs + one day")
+    return retry
+
+
+def rerun(job: Mapping[str, Any], status: str, exit_code: int) -> str | None:
+    """Why the failed run that just ended gets another ("run 2 of 3 after exit 3"), or None if it does not."""
+    retry = job.get("retry")
+    if not retry or status != FINISHED_NOK:
+        return None
+    if retry.get("onExitCodes") and exit_code not in retry["onExitCodes"]:
+        return None
+    run = int(job.get("failedRuns", 0)) + 1
+    if run >= retry["attempts"]:
+        return None
+    return f"run {run + 1} of {retry['attempts']} after exit {exit_code}"
+
+
+def hold_until(job: Mapping[str, Any], status: str, retry_due: str | None, moment: datetime) -> str | None:
+    """Until when the instance of a run that ends the job FinishedNOK stays up for debugging, or None."""
+    debug = job.get("debug")
+    if not debug or status != FINISHED_NOK or retry_due:
+        return None
+    return timestamp(moment + timedelta(seconds=int(debug["keepOnFailureSeconds"])))
 
 
 def _name(value: str | None) -> str:

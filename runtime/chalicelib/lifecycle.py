@@ -25,6 +25,12 @@ FINISHED = statuses.TERMINATED_AFTER
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6b1f8a3e-52c4-4a47-9d2e-8f0d6c1e7a55")
 # What EC2 answers for an id that names no instance of this account and region.
 NOT_AN_INSTANCE = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
+# The error a failed run that earns another ends its task with: the workflow reads the job (its
+# retryDue and exit code), terminates the instance, closes the attempt Failed and asks for a new one.
+RETRY_RUN = "RetryRun"
+# The error a failed run whose job has debug.keepOnFailureSeconds ends its task with: the
+# workflow reads the job and holds the instance (a new task token) until released or the time is up.
+HOLD = "HoldForDebug"
 
 
 class NotFound(Exception):
@@ -39,15 +45,16 @@ class StartFailed(Exception):
     """The execution could not be started; the job was marked Failed."""
 
 
-def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None) -> tuple[Job, bool]:
+def schedule(body: Any, api_url: str, idempotency: tuple[str, str] | None = None,
+             submitted_by: str | None = None) -> tuple[Job, bool]:
     """Validate, store and start one job; returns the stored job and whether it is new.
 
     Everything is validated (user data size included) before anything is written.
     ``idempotency`` is (caller, key): the same key from the same caller returns
     the job it first created (one job, one execution, one instance); the same
-    key with another body is a :class:`Conflict`.
+    key with another body is a :class:`Conflict`. ``submitted_by`` is the caller's identity, kept on the job.
     """
-    job = jobs.new_job(body)
+    job = jobs.new_job(body, submitted_by)
     if not idempotency:
         return _store_and_start(job, api_url), True
     job["jobId"] = idempotent_id(*idempotency)
@@ -133,14 +140,20 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
                   and a.get("outcome")), None)
     if instance_id and ended:
         raise Conflict(f"the attempt on {instance_id} already ended {ended}")
-    moment = times.timestamp(times.now())
+    now = times.now()
+    moment = times.timestamp(now)
     # A job back to waiting after a Spot interruption takes a result only from
     # its new instance, named in the callback and still current when written.
     allowed = (statuses.REQUESTED, statuses.RUNNING) + ((statuses.INTERRUPTED,) if instance_id else ())
+    # A failed run that earns another says so on the job, for the workflow to read
+    # whichever way it learns of the result (this token, or reading the job).
+    again = jobs.rerun(job, status, exit_code)
+    held = jobs.hold_until(job, status, again, now)
     recorded = store.update(
         job_id,
         {"status": status, "exitCode": exit_code, "statusReason": f"the container exited {exit_code}",
-         "finishedAt": moment, "updatedAt": moment},
+         "finishedAt": moment, "updatedAt": moment, **({"retryDue": again} if again else {}),
+         **({"holdUntil": held} if held else {})},
         allowed_from=allowed, expected={"instanceId": instance_id} if instance_id else None,
         condition="attribute_not_exists(cancelRequested)")
     if recorded is None:
@@ -148,7 +161,11 @@ def finish(job_id: str, authorization: str | None, body: Any) -> Job:
         if recorded["status"] not in FINISHED or recorded.get("exitCode") != exit_code:
             raise Conflict(f"the job is {recorded['status']} and cannot take this result")
     token = recorded.get("taskToken")
-    if token:
+    if token and recorded.get("retryDue"):
+        workflow.fail(token, RETRY_RUN, recorded["retryDue"])
+    elif token and recorded.get("holdUntil"):
+        workflow.fail(token, HOLD, f"held for debugging until {recorded['holdUntil']}")
+    elif token:
         outcome = {"status": FINISHED[recorded["status"]], "reason": f"the container exited {exit_code}"}
         workflow.succeed(token, outcome)
     return recorded
@@ -194,11 +211,31 @@ def cancel(job_id: str) -> Job:
                                       "statusReason": "cancel requested"},
                              allowed_from=(statuses.REQUESTED, statuses.RUNNING, statuses.INTERRUPTED))
     if requested is None:
+        # A failed run that is to run again is FinishedNOK for a moment: the cancel stops the next run.
+        # So is one whose instance is held for debugging: the cancel ends the hold.
+        requested = store.update(job_id, {"cancelRequested": moment, "updatedAt": moment,
+                                          "statusReason": "cancel requested"},
+                                 allowed_from=(statuses.FINISHED_NOK,),
+                                 condition="(attribute_exists(retryDue) OR attribute_exists(holdUntil))")
+    if requested is None:
         job = get(job_id)
         raise Conflict(f"the job is {job['status']}: it can no longer be cancelled")
     if requested.get("taskToken"):
         workflow.fail(requested["taskToken"], "Cancelled", "cancelled by the user")
     return requested
+
+
+def release(job_id: str) -> Job:
+    """End a failed run's debug hold now: the workflow terminates the instance and ends the job TerminatedNOK."""
+    job = get(job_id)
+    if job["status"] != statuses.FINISHED_NOK or not job.get("holdUntil"):
+        raise Conflict(f"the job is {job['status']} and not held for debugging")
+    outcome = {"status": statuses.TERMINATED_NOK,
+               "reason": f"the container exited {job.get('exitCode')}; released from its debug hold"}
+    # Until the workflow has stored the hold's own token, the one on the job is the spent run's.
+    if not job.get("taskToken") or not workflow.succeed(job["taskToken"], outcome):
+        raise Conflict("the hold has not started yet; try again in a few seconds")
+    return job
 
 
 def heartbeat(job_id: str, authorization: str | None) -> Job:

@@ -39,7 +39,8 @@ MEANINGS = {
     REQUESTED: "asking EC2 for an instance, or waiting for it to boot",
     RUNNING: "the container runs; the workflow waits for the instance's callback",
     FINISHED_OK: "the container exited 0; its instance is being terminated",
-    FINISHED_NOK: "the container exited non-zero; its instance is being terminated",
+    FINISHED_NOK: "the container exited non-zero; its instance is being terminated (then, if `retry` allows, "
+                  "the job is `Requested` again for its next run)",
     INTERRUPTED: "Spot took the instance (attempt `Preempted` or `Lost`); waiting for a new one",
     TERMINATED_OK: "exited 0, instance terminated",
     TERMINATED_NOK: "exited non-zero (`exitCode`), instance terminated",
@@ -60,7 +61,7 @@ _MOVES = {
     RUNNING: {FINISHED_OK, FINISHED_NOK, INTERRUPTED},
     INTERRUPTED: {RUNNING, FINISHED_OK, FINISHED_NOK},
     FINISHED_OK: set(),
-    FINISHED_NOK: set(),
+    FINISHED_NOK: {REQUESTED},  # a failed run that the job's retry runs again
 }
 TRANSITIONS: dict[str, frozenset[str]] = {
     status: frozenset() if status in TERMINAL else frozenset(_MOVES[status] | TERMINAL) for status in STATUSES

@@ -63,7 +63,18 @@ def table_definition(name: str) -> dict[str, Any]:
 
 def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
     """A plain dict as a DynamoDB item (``None`` values are left out)."""
-    return {k: _serializer.serialize(v) for k, v in record.items() if v is not None}
+    return {k: _serializer.serialize(_number(v)) for k, v in record.items() if v is not None}
+
+
+def _number(value: Any) -> Any:
+    # DynamoDB numbers are decimals: a float (memoryGiB 0.5) goes in by its shortest repr, exactly.
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    return value
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,8 @@ MAX_EVENTS = 25_000
 # request, delete it, read the fleet's errors; wait, count, check the instance, read its state.
 EVENTS_PER_REQUEST = 32
 EVENTS_PER_POLL = 11
+# A failed run run again: the task's failure, read the cause, terminate, close the attempt, wait, count.
+EVENTS_PER_RERUN = 24
 
 
 def execution_input(job: Job, user_data: str) -> dict[str, Any]:
@@ -37,23 +39,29 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
     if job.get("finishBy"):
         spot_requests = min(spot_requests, _requests_before_deadline(job, backoff))
     max_polls = max(1, math.ceil(config.boot_seconds() / poll))
-    spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"])
+    # Each failed run that is run again takes one more instance than Spot interruptions do.
+    reruns = job["retry"]["attempts"] - 1 if job.get("retry") else 0
+    spot_requests, max_polls = _bounded(spot_requests, on_demand_requests, max_polls, job["maxAttempts"] + reruns,
+                                        reruns)
     policy = job.get("capacity", "spot")
     # Only a job that sends heartbeats has heartbeatSeconds: the workflow then
     # runs it in the RunJob state that has a heartbeat limit (the ASL requires
     # it to be shorter than the max runtime; jobs.new_job checks that).
     beats = {"heartbeatSeconds": job["heartbeatSeconds"]} if job.get("heartbeatSeconds") else {}
+    fallback = policy == "spot-then-on-demand" or bool(job.get("finishBy"))
     return {
         "jobId": job["jobId"],
         "scheduledAt": job["scheduledAt"],
         "maxRuntimeSeconds": job["maxRuntimeSeconds"],
         **beats,
         "userData": user_data,
-        "overrides": [{"InstanceType": t, "SubnetId": s}
-                      for t in job["instanceTypes"] for s in config.subnet_ids()],
+        "overrides": _overrides(job, job.get("maxPrice") if policy != "on-demand" else None),
+        **_price_cap(job, fallback),
+        **({"retry": {"delaySeconds": job["retry"]["delaySeconds"]}} if job.get("retry") else {}),
+        **({"debug": dict(job["debug"])} if job.get("debug") else {}),
         "capacity": {
             "type": "on-demand" if policy == "on-demand" else "spot",
-            "fallback": "on-demand" if policy == "spot-then-on-demand" or job.get("finishBy") else "none",
+            "fallback": "on-demand" if fallback else "none",
             "maxRequests": on_demand_requests if policy == "on-demand" else spot_requests,
             "onDemandRequests": on_demand_requests,
             "lastAttempt": job["maxAttempts"] - 1,
@@ -62,6 +70,26 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
                    "stopGraceSeconds": config.stop_grace_seconds()},
         "counters": {"attempt": 0, "requests": 1, "polls": 0},
     }
+
+
+def _overrides(job: Job, max_price: str | None) -> list[dict[str, str]]:
+    # Every allowed type in every subnet; a price cap is EC2's own per-override Spot maximum.
+    cap = {"MaxPrice": max_price} if max_price else {}
+    return [{"InstanceType": t, "SubnetId": s, **cap} for t in job["instanceTypes"] for s in config.subnet_ids()]
+
+
+def _price_cap(job: Job, fallback: bool) -> dict[str, Any]:
+    # Only a job that may fall back to On-Demand gets the reason it will give, and only a capped
+    # one the uncapped overrides (On-Demand has no Spot maximum): a plain job's input is unchanged.
+    extra: dict[str, Any] = {}
+    if job.get("maxPrice"):
+        extra["maxPrice"] = job["maxPrice"]
+    if fallback:
+        under = f" under maxPrice {job['maxPrice']} USD/h" if job.get("maxPrice") else ""
+        extra["onDemand"] = {"reason": f"no Spot capacity{under} in time: asking for On-Demand"}
+        if job.get("maxPrice"):
+            extra["onDemand"]["overrides"] = _overrides(job, None)
+    return extra
 
 
 class AlreadyStarted(Exception):
@@ -144,9 +172,9 @@ def _requests_before_deadline(job: Job, backoff: int) -> int:
     return max(1, math.floor(slack / backoff) + 1) if slack > 0 else 1
 
 
-def _bounded(requests: int, on_demand: int, polls: int, attempts: int) -> tuple[int, int]:
-    # Worst case per attempt: every capacity request, then every poll.
-    budget = (MAX_EVENTS - 200) // attempts
+def _bounded(requests: int, on_demand: int, polls: int, attempts: int, reruns: int = 0) -> tuple[int, int]:
+    # Worst case per attempt: every capacity request, then every poll; and each rerun's own states.
+    budget = (MAX_EVENTS - 200 - reruns * EVENTS_PER_RERUN) // attempts
     while (requests + on_demand) * EVENTS_PER_REQUEST + polls * EVENTS_PER_POLL > budget:
         requests, polls = max(1, requests * 3 // 4), max(1, polls * 3 // 4)
     return requests, polls

@@ -99,3 +99,20 @@ def shape(value: Any) -> Any:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         return [shape(value[0])]
     return None
+
+
+def api_request(method: str, path: str, body: Any, user_arn: str, resource: str | None = None) -> dict[str, Any]:
+    """API Gateway's proxy event for a SigV4-signed REST call by ``user_arn`` (IAM auth fills the identity)."""
+    event = load("apigateway-rest-proxy-request")
+    account = user_arn.split(":")[4]
+    event.update(resource=resource or path, path=path, httpMethod=method, body=json.dumps(body),
+                 headers={"Content-Type": "application/json", "Host": event["requestContext"]["domainName"]},
+                 multiValueHeaders={"Content-Type": ["application/json"],
+                                    "Host": [event["requestContext"]["domainName"]]},
+                 queryStringParameters=None, multiValueQueryStringParameters=None)
+    context = event["requestContext"]
+    context.update(httpMethod=method, path=f"/prod{path}", resourcePath=resource or path,
+                   stage="prod", accountId=account)
+    context["identity"].update(userArn=user_arn, accountId=account, caller=user_arn.rpartition("/")[2],
+                               accessKey="AKIAIOSFODNN7EXAMPLE")
+    return event
