@@ -144,6 +144,7 @@ def test_console_schedules_a_file_and_follows_it_to_the_end(page, browser, conso
     row = listing.locator(f"#jobs tr[data-job-id='{job_id}']")
     row.wait_for(timeout=WAIT_MS)
     assert row.locator("td").first.inner_text() == "greeting from env"
+    assert row.locator("td").last.inner_text() == "local"  # submitted by: the local stack's caller
 
     page.wait_for_function("document.querySelector('#job-status').textContent === 'TerminatedOK'")
     # Live, the badge moved only forward (a poll a second apart may miss a short status) ...
