@@ -139,8 +139,8 @@ def run(jobs: int, seconds: float) -> tuple[dict[str, Any], list[Row]]:
     bench = "3 API overhead"
     rows = [
         Row(bench, f"schedule {jobs} jobs, total", f"{api_total:.1f} s via API",
-            f"{direct_total:.1f} s PutItem+StartExecution", ratio(api_total, direct_total), "<= 1.5",
-            api_total / direct_total <= 1.5),
+            f"{direct_total:.1f} s PutItem+StartExecution", ratio(api_total, direct_total),
+            key="api_overhead.ratio", value=api_total / direct_total),
         Row(bench, "per job, median", f"{median(raw['api']) * 1000:.0f} ms",
             f"{median(raw['direct']) * 1000:.0f} ms", ratio(median(raw["api"]), median(raw["direct"]))),
         Row(bench, "  the API's own work, in process, AWS calls taken out", f"{own * 1000:.1f} ms"),

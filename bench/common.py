@@ -415,6 +415,16 @@ class Row:
     ratio: str = ""
     target: str = ""
     met: bool | None = None
+    key: str = ""  # a target in bench/targets.toml: the row is judged against it
+    value: float | None = None  # the figure, in the target's unit
+
+    def __post_init__(self) -> None:
+        if self.key:
+            from bench.targets import target
+
+            goal = target(self.key)
+            self.target = goal.text
+            self.met = goal.met(self.value) if self.value is not None else False
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON."""
@@ -457,4 +467,4 @@ def report(name: str, figures: dict[str, Any], rows: list[Row], json_path: Path 
 
 
 def _met(met: bool | None) -> str:
-    return {True: "yes", False: "NO", None: ""}[met]
+    return {True: "met", False: "missed", None: ""}[met]
