@@ -21,6 +21,7 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _requests_routed_once_per_host()
     _paths_compiled_once()
     _requests_parsed_once()
+    _index_queries_read_one_partition()
 
 
 def _definition_parsed_once() -> None:
@@ -181,3 +182,14 @@ def _requests_parsed_once() -> None:
     responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)
     UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[arg-type]  # a cached copy of moto's own classmethod
+
+
+def _index_queries_read_one_partition() -> None:
+    # moto answers a Query on a global secondary index by sorting the whole table
+    # and walking the asked partition from its first item: a page of 50 jobs by
+    # status costs as much as the table is large. DynamoDB reads one partition,
+    # in order, from the page's start. moto_index keeps each partition sorted and
+    # hands moto's own query code only the items the page can reach.
+    from jobscheduler.local import moto_index
+
+    moto_index.install()
