@@ -25,6 +25,7 @@ from rich.console import Console
 
 from jobscheduler.local import cloud, runtime, standins
 from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
+from jobscheduler.local.aws_process import EmulatorProcess
 from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
 from jobscheduler.local.instances import InstanceEmulator
 
@@ -33,7 +34,10 @@ INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 
 @dataclass
 class LocalStack:
-    """Everything ``jobscheduler local`` runs, in this process (instances are child processes)."""
+    """Everything ``jobscheduler local`` runs: the emulated AWS in a child process, the rest in this one.
+
+    Instances are child processes too; ``stop`` ends every one of them.
+    """
 
     api_port: int
     aws_port: int
@@ -45,6 +49,7 @@ class LocalStack:
     _emulator: InstanceEmulator | None = None
     _events: EventDispatcher | None = None
     _job_events: JobEventsWiring | None = None
+    _aws: EmulatorProcess | None = None
 
     @property
     def api_url(self) -> str:
@@ -87,8 +92,9 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         cloud.use_local_endpoint(self.aws_port)
-        server = cloud.start_moto(self.aws_port)
-        self._stops.append(server.stop)
+        # The emulated AWS runs in a process of its own, on the other core (see aws_process.py).
+        self._aws = EmulatorProcess(self.aws_port)
+        self._stops.append(self._aws.stop)
         self.resources = cloud.LocalCloud.create(boto3.session.Session())
         # Before the API serves: the stream must hold every job's first write.
         self._job_events = JobEventsWiring.create(boto3.session.Session(), self.resources.table)
