@@ -22,6 +22,7 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _paths_compiled_once()
     _requests_parsed_once()
     _index_queries_read_one_partition()
+    _response_keys_found_once()
 
 
 def _definition_parsed_once() -> None:
@@ -193,3 +194,37 @@ def _index_queries_read_one_partition() -> None:
     from jobscheduler.local import moto_index
 
     moto_index.install()
+
+
+def _response_keys_found_once() -> None:
+    # To serialise a response, moto asks six alias providers, for every attribute
+    # of every object, under which names the object might hold it: a third of the
+    # emulator's CPU when many executions run at once. The answer depends only on
+    # the picker, the object's class (its Meta aliases and its name), the key and
+    # the shape with its parent at that moment, so it is worked out once for each.
+    # An object with aliases of its own (an instance-level Meta) is asked every time.
+    import threading
+
+    from moto.core.serialize import AttributePicker, XFormedAttributePicker
+
+    lock = threading.Lock()
+    for cls in (AttributePicker, XFormedAttributePicker):
+        original = cls.__dict__["get_possible_keys"]
+        found: dict[tuple[Any, ...], tuple[Any, Any, tuple[str, ...]]] = {}
+
+        def get_possible_keys(self: Any, context: Any, __original: Any = original,
+                              __found: dict[tuple[Any, ...], tuple[Any, Any, tuple[str, ...]]] = found) -> Any:
+            if "Meta" in getattr(context.obj, "__dict__", ()):
+                return __original(self, context)
+            shape = context.shape
+            parent = getattr(shape, "parent", None)
+            key = (type(self), tuple(self.alias_providers), type(context.obj), context.key, id(shape), id(parent))
+            entry = __found.get(key)
+            # The shapes are kept in the entry, so their ids cannot be reused by others.
+            if entry is None or entry[0] is not shape or entry[1] is not parent:
+                entry = (shape, parent, tuple(__original(self, context)))
+                with lock:
+                    __found[key] = entry
+            return entry[2]
+
+        cls.get_possible_keys = get_possible_keys  # type: ignore[method-assign]
