@@ -165,7 +165,7 @@ def wait_serving(api: str, process: subprocess.Popen[bytes], log: Path, timeout:
         try:
             if requests.get(f"{api}/jobs?limit=1", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still busy starting
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{log.read_text()}")
