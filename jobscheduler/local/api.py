@@ -19,25 +19,23 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
-import threading
 import warnings
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-import waitress
 from chalice.app import Chalice
 from chalice.config import Config
 from chalice.local import LocalChalice, LocalGateway, LocalGatewayException
+
+from jobscheduler.local.cloud import HOST, WaitressServer
 
 ADMIN_PREFIX = "/_local/"
 # admin(method, path, body) -> (HTTP status, JSON-able answer)
 Admin = Callable[[str, str, bytes], tuple[int, Any]]
 StartResponse = Callable[..., Any]
 THREADS = 32  # requests in progress at once: a burst of callbacks, each waiting on the emulated AWS
-BACKLOG = 1024
 # The WSGI names of the two headers that do not come as HTTP_*.
 _PLAIN_HEADERS = {"CONTENT_TYPE": "Content-Type", "CONTENT_LENGTH": "Content-Length"}
 
@@ -113,7 +111,7 @@ def _respond(start_response: StartResponse, code: int, headers: dict[str, Any],
     return [payload]
 
 
-class ApiServer:
+class ApiServer(WaitressServer):
     """The app on ``host``:``port``, served by waitress in a background thread."""
 
     def __init__(self, app: Chalice, host: str, port: int, admin: Admin) -> None:
@@ -121,33 +119,10 @@ class ApiServer:
         # already says at start that IAM is not enforced here, so the warning is noise among the job's lines.
         warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode",
                                 category=UserWarning)
-        # waitress logs a queue depth each time every thread is busy: a burst's normal state here.
-        logging.getLogger("waitress").setLevel(logging.ERROR)
-        self._server = waitress.create_server(
-            GatewayApp(app, admin), host=host, port=port, threads=THREADS, backlog=BACKLOG,
-            connection_limit=4 * BACKLOG, ident="jobscheduler-local", expose_tracebacks=False)
+        if host != HOST:
+            raise ValueError(f"the local API serves on {HOST} only")
+        super().__init__(GatewayApp(app, admin), port, name="jobscheduler-local", threads=THREADS)
         self.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
-
-    def start(self) -> None:
-        """Serve until :meth:`stop`."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting requests, close every connection, release the port, end the worker threads."""
-        server: Any = self._server
-
-        def close_all() -> None:
-            # In the server's own loop: once its map is empty, the loop ends.
-            for dispatcher in list(server._map.values()):
-                dispatcher.close()
-
-        if self._thread.is_alive():
-            server.trigger.pull_trigger(close_all)
-            self._thread.join(timeout=10)
-        else:
-            close_all()
-        server.task_dispatcher.shutdown(timeout=5)
 
 
 def _per_thread_requests(app: Chalice) -> None:
