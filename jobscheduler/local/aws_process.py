@@ -44,7 +44,7 @@ class EmulatorProcess:
     def _wait_ready(self, timeout: float) -> None:
         assert self.process.stdout is not None
         found: list[str] = []
-        reader = threading.Thread(target=lambda: found.append(_first_line(self.process.stdout)), daemon=True)
+        reader = threading.Thread(target=lambda: found.append(_ready_line(self.process.stdout)), daemon=True)
         reader.start()
         reader.join(timeout)
         if not found or found[0] != READY:
@@ -71,8 +71,12 @@ class EmulatorProcess:
                 stream.close()
 
 
-def _first_line(stream: IO[bytes] | None) -> str:
-    return stream.readline().decode(errors="replace").strip() if stream is not None else ""
+def _ready_line(stream: IO[bytes] | None) -> str:
+    """The ready line, once it comes (anything a library printed before it is skipped); "" at end of file."""
+    for raw in iter(stream.readline if stream is not None else (lambda: b""), b""):
+        if raw.decode(errors="replace").strip() == READY:
+            return READY
+    return ""
 
 
 def main(port: int) -> None:
