@@ -84,7 +84,7 @@ def measure(jobs: int, seconds: float) -> dict[str, Any]:
 
 
 def keep_alive_stall(stack: Stack, requests_each: int = 20) -> dict[str, float]:
-    """Median ``GET /jobs/{unknown}`` (no AWS call) on fresh connections and on one reused connection."""
+    """Median ``GET /jobs/{unknown}`` (one GetItem, then 404) on fresh connections and on one reused connection."""
     url = f"{stack.api}/jobs/00000000-0000-0000-0000-000000000000"
     fresh, reused = [], []
     with requests.Session() as session:
@@ -139,12 +139,12 @@ def run(jobs: int, seconds: float) -> tuple[dict[str, Any], list[Row]]:
     bench = "3 API overhead"
     rows = [
         Row(bench, f"schedule {jobs} jobs, total", f"{api_total:.1f} s via API",
-            f"{direct_total:.1f} s PutItem+StartExecution", ratio(api_total, direct_total), "<= 1.5",
-            api_total / direct_total <= 1.5),
+            f"{direct_total:.1f} s PutItem+StartExecution", ratio(api_total, direct_total),
+            key="api_overhead.ratio", value=api_total / direct_total),
         Row(bench, "per job, median", f"{median(raw['api']) * 1000:.0f} ms",
             f"{median(raw['direct']) * 1000:.0f} ms", ratio(median(raw["api"]), median(raw["direct"]))),
         Row(bench, "  the API's own work, in process, AWS calls taken out", f"{own * 1000:.1f} ms"),
-        Row(bench, "  local API server, GET making no AWS call, reused connection",
+        Row(bench, "  GET of an unknown job (one GetItem), reused connection",
             f"{raw['keep_alive']['reused'] * 1000:.0f} ms",
             f"{raw['keep_alive']['fresh'] * 1000:.0f} ms fresh connection",
             ratio(raw["keep_alive"]["reused"], raw["keep_alive"]["fresh"])),

@@ -195,17 +195,31 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
+def is_emulator(pid: int) -> bool:
+    """Is ``pid`` a local stack's emulated AWS process?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"jobscheduler.local.aws_process" in cmdline.read()
+    except OSError:
+        return False
+
+
 @dataclass
 class MemorySampler:
-    """Samples a process tree's memory in a thread (summed PSS, and the root's RSS); keeps the peak."""
+    """Samples a process tree's memory in a thread (summed PSS, and the root's RSS); keeps the peak.
+
+    "The stack" is the root process with its emulated AWS (the child running
+    ``jobscheduler.local.aws_process``): what grows with finished jobs. The
+    rest of the tree is the instances' processes.
+    """
 
     root: int
     interval: float = 0.25
     peak: int = 0
     peak_processes: int = 0
-    peak_root: int = 0  # the root process's own PSS at the tree's peak
+    peak_root: int = 0  # the stack's own PSS (root and emulator) at the tree's peak
     peak_root_rss: int = 0  # the root process's highest RSS seen
-    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (monotonic, tree, root, processes)
+    samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (monotonic, tree, stack, processes)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -215,9 +229,10 @@ class MemorySampler:
         sizes = {pid: pss_bytes(pid) for pid in pids}
         self.peak_root_rss = max(self.peak_root_rss, rss_bytes(self.root))
         total = sum(sizes.values())
-        self.samples.append((time.monotonic(), total, sizes.get(self.root, 0), len(pids)))
+        own = sum(size for pid, size in sizes.items() if pid == self.root or is_emulator(pid))
+        self.samples.append((time.monotonic(), total, own, len(pids)))
         if total > self.peak:
-            self.peak, self.peak_processes, self.peak_root = total, len(pids), sizes.get(self.root, 0)
+            self.peak, self.peak_processes, self.peak_root = total, len(pids), own
         return total
 
     def __enter__(self) -> MemorySampler:
@@ -274,8 +289,9 @@ class Stack:
         return None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the stack's own process has used so far."""
-        return cpu_seconds(self.process.pid)
+        """CPU time (user + system) the stack's own processes (it and its emulated AWS) have used so far."""
+        own = [pid for pid in process_tree(self.process.pid) if pid == self.process.pid or is_emulator(pid)]
+        return sum(cpu_seconds(pid) for pid in own)
 
     def wait_quiet(self, busy: float = 0.15, window: float = 1.0, timeout: float = 60) -> bool:
         """Wait until the stack uses less than ``busy`` of a core over ``window`` seconds; was it quiet in time?"""
@@ -415,6 +431,16 @@ class Row:
     ratio: str = ""
     target: str = ""
     met: bool | None = None
+    key: str = ""  # a target in bench/targets.toml: the row is judged against it
+    value: float | None = None  # the figure, in the target's unit
+
+    def __post_init__(self) -> None:
+        if self.key:
+            from bench.targets import target
+
+            goal = target(self.key)
+            self.target = goal.text
+            self.met = goal.met(self.value) if self.value is not None else False
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON."""
@@ -457,4 +483,4 @@ def report(name: str, figures: dict[str, Any], rows: list[Row], json_path: Path 
 
 
 def _met(met: bool | None) -> str:
-    return {True: "yes", False: "NO", None: ""}[met]
+    return {True: "met", False: "missed", None: ""}[met]

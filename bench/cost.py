@@ -264,9 +264,9 @@ def run() -> tuple[dict[str, Any], list[Row]]:
     rows = []
     for name, found in scenarios.items():
         dollars = found["transitions"] * PRICES["sfn_per_transition"]
-        target = "<= 12" if name == "happy path" else ""
+        key = "cost.happy_transitions" if name == "happy path" else ""
         rows.append(Row(bench, f"transitions, {name}", f"{found['transitions']} (${dollars * 1000:.3f}/1k jobs)",
-                        target=target, met=found["transitions"] <= 12 if target else None))
+                        key=key, value=found["transitions"] if key else None))
     finished = sweeps["finished"]
     asleep = all(s["schedule_after"] == "DISABLED" for s in sweeps.values())
     runs = 0 if asleep else SWEEPS_PER_MONTH
@@ -277,13 +277,15 @@ def run() -> tuple[dict[str, Any], list[Row]]:
         waiting = sweeper_month(calls, _linear(sweeps["waiting_100"], sweeps["waiting_300"], "read_units", n), runs)
         figures["idle"][n] = {"poller": poller, "ours_finished": idle, "ours_waiting": waiting,
                               "sweeper_calls_waiting": calls}
-        for what, ours in ((f"{n:,} finished jobs", idle), (f"{n:,} jobs waiting", waiting)):
+        short = {1_000: "1k", 100_000: "100k"}[n]
+        for what, ours, key in ((f"{n:,} finished jobs", idle, f"cost.idle_finished_{short}"),
+                                (f"{n:,} jobs waiting", waiting, f"cost.idle_waiting_{short}")):
             cut = "" if ours["share_of_jobs_checked"] == 1 else \
                 f", times out: checks {ours['share_of_jobs_checked']:.0%}"
             note = f"sweeper off after one run, ${ours['dollars_per_run']:.7f}" if asleep else f"sweeper{cut}"
             rows.append(Row(bench, f"idle $/month, {what}", f"${ours['dollars']:.4f} ({note})",
                             f"${poller['dollars']:.2f} (1-min scan)", ratio(ours["dollars"], poller["dollars"]),
-                            "0", ours["dollars"] == 0))
+                            key=key, value=ours["dollars"]))
     rows.append(Row(bench, "  sweeper's AWS calls in that run: 100 finished / 300 waiting jobs",
                     f"{finished['total_calls']} / {sweeps['waiting_300']['total_calls']}"))
     return figures, rows

@@ -158,7 +158,7 @@ def run(small: int, large: int) -> tuple[dict[str, Any], list[Row]]:
     rows = [
         Row(bench, f"GET /jobs?status=&limit=50 p50, {large:,} vs {small} jobs",
             f"{big['api_p50'] * 1000:.0f} ms", f"{s['api_p50'] * 1000:.0f} ms", ratio(big["api_p50"], s["api_p50"]),
-            "<= 1.5", big["api_p50"] / s["api_p50"] <= 1.5),
+            key="listing.ratio", value=big["api_p50"] / s["api_p50"]),
         Row(bench, "  the same Query straight to the emulator", f"{big['direct_p50'] * 1000:.0f} ms",
             f"{s['direct_p50'] * 1000:.0f} ms", ratio(big["direct_p50"], s["direct_p50"])),
         Row(bench, "  the API's own work, in process, DynamoDB calls taken out", f"{own_large * 1000:.1f} ms",

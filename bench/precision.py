@@ -175,10 +175,11 @@ def run(jobs: int, trials: int) -> tuple[dict[str, Any], list[Row]]:
             f"{timer['p50']:+.2f} / {timer['min']:+.2f} s"),
         Row(bench, "  our steps: RequestCapacity - woke, p50 / p99", f"{steps['p50']:.2f} / {steps['p99']:.2f} s"),
         Row(bench, "lateness p99 had the timer never fired early", f"{judged['p99']:.2f} s",
-            f"{poller['p99']:.1f} s (1-min poll)", ratio(judged["p99"], poller["p99"]), "< 1 s", judged["p99"] < 1.0),
+            f"{poller['p99']:.1f} s (1-min poll)", ratio(judged["p99"], poller["p99"]),
+            key="precision.burst_p99", value=judged["p99"]),
         Row(bench, f"lateness max, {quiet['measured']} jobs due on a quiet stack (same rule)",
             f"{quiet['judged']['max']:.2f} s", f"{poller['max']:.1f} s (1-min poll)",
-            ratio(quiet["judged"]["max"], poller["max"])),
+            ratio(quiet["judged"]["max"], poller["max"]), key="precision.quiet_max", value=quiet["judged"]["max"]),
     ]
     return figures, rows
 

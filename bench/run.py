@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import REPO, cpu_busy, kill_tree, load_average
+from bench.targets import verdicts
 
 RESULTS = REPO / "bench" / "results"
 # (module, full-size arguments, quick arguments); throughput is sized by the time left.
@@ -74,11 +75,23 @@ def table(results: list[dict[str, Any]], total: float, quick: bool) -> Table:
         out.add_column(column, overflow="fold")
     for result in results:
         for i, row in enumerate(result["rows"]):
-            met = {True: "[green]yes[/green]", False: "[red]NO[/red]", None: ""}[row.get("met")]
+            met = {True: "[green]met[/green]", False: "[red]missed[/red]", None: ""}[row.get("met")]
             bench = f"{row['bench']}\n[dim]{result['seconds']:.0f} s; CPU {result['busy_before']:.0%} busy " \
                     "before[/dim]" if i == 0 else ""
             out.add_row(bench, row["metric"], row.get("ours", ""), row.get("baseline", ""), row.get("ratio", ""),
                         row.get("target", ""), met, end_section=i == len(result["rows"]) - 1)
+    return out
+
+
+def verdict_table(judged: list[dict[str, Any]]) -> Table:
+    """Every target of bench/targets.toml with its figure and verdict."""
+    out = Table(title="targets (bench/targets.toml)", title_justify="left")
+    for column in ("target", "figure", "value", "wanted", "verdict"):
+        out.add_column(column, overflow="fold")
+    colour = {"met": "green", "missed": "red", "not measured": "yellow"}
+    for v in judged:
+        value = "" if v["value"] is None else f"{v['value']:.3g} {v['unit']}".replace(" ratio", "")
+        out.add_row(v["key"], v["figure"], value, v["target"], f"[{colour[v['verdict']]}]{v['verdict']}[/]")
     return out
 
 
@@ -109,18 +122,31 @@ def main() -> None:
     results.append(run_one("throughput", throughput, timeout=window + THROUGHPUT_RESERVE + 60, directory=each))
     total = time.monotonic() - started
     console.print(table(results, total, args.quick))
+    judged = verdicts(row for result in results for row in result["rows"])
+    console.print(verdict_table(judged))
+    counts = {v: sum(1 for j in judged if j["verdict"] == v) for v in ("met", "missed", "not measured")}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
     summary = {"date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "seconds": round(total, 1),
-               "quick": args.quick, "commit": _commit(), "machine": {"cores": os.cpu_count(),
-               "python": platform.python_version(), "platform": platform.platform()},
-               "benchmarks": results}
+               "quick": args.quick, "commit": _commit(), "machine": machine(),
+               "targets": judged, "verdicts": counts, "benchmarks": results}
     args.out.write_text(json.dumps(summary, indent=2, default=str))
     console.print(f"written: {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}  "
                   f"({total:.0f} s in all)")
 
 
-def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return done.stdout.strip()
+def _commit() -> dict[str, Any]:
+    """The commit measured, and whether the work tree differed from it (a dirty run measures uncommitted code)."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                            capture_output=True, text=True)
+    return {"sha": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "processor": platform.machine()}
 
 
 if __name__ == "__main__":

@@ -93,9 +93,9 @@ def run(imports: int) -> tuple[dict[str, Any], list[Row]]:
     bench = "5 Lambda weight"
     size_mb = package["bytes"] / MB
     rows = [Row(bench, "deployment.zip (chalice package)", f"{package['bytes'] / 1024:.0f} KiB, "
-                f"{package['files']} files", target="< 1 MB", met=size_mb < 1),
+                f"{package['files']} files", key="weight.package_mb", value=size_mb),
             Row(bench, f"import app, median of {imports} fresh interpreters", f"{median(times) * 1000:.0f} ms",
-                target="< 300 ms", met=median(times) < 0.3)]
+                key="weight.import_ms", value=median(times) * 1000)]
     return figures, rows
 
 

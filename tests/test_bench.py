@@ -72,3 +72,61 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path):
         "6 throughput, memory"]
     failed = [r for r in results if "error" in r]
     assert failed == [], failed
+
+
+@pytest.mark.parametrize(("compare", "goal", "value", "met"), [
+    ("<", 1.3, 1.29, True), ("<", 1.3, 1.3, False), ("<", 1.3, 1.31, False),
+    ("<=", 1.5, 1.5, True), ("<=", 1.5, 1.5000001, False), ("<=", 1.0, 0.0, True),
+    ("==", 0, 0, True), ("==", 0, 0.0001, False), ("==", 0, -0.0, True),
+    (">=", 150, 150, True), (">=", 150, 149.99, False), (">", 0, 0, False),
+    ("<=", 1.0, float("nan"), False), ("<", 700, float("inf"), False),
+])
+def test_a_target_is_met_exactly_at_its_edge(compare, goal, value, met):
+    """Each comparison judges the edge value as written: "<" excludes it, "<=" includes it; NaN never meets."""
+    from bench.targets import Target
+
+    assert Target("b.f", "figure", compare, goal, "s").met(value) is met
+
+
+def test_every_judged_row_takes_its_target_and_verdict_from_the_file():
+    """A row with a key gets the file's target text and its verdict; no value at all is missed."""
+    from bench.targets import load
+
+    assert load()["listing.ratio"].text == "<= 1.5"
+    assert load()["throughput.peak_mib"].text == "< 700 MiB"
+    assert common.Row("4", "list", "x", key="listing.ratio", value=1.5).met is True
+    assert common.Row("4", "list", "x", key="listing.ratio", value=1.51).met is False
+    assert common.Row("4", "list", "x", key="listing.ratio").met is False
+    with pytest.raises(KeyError, match="nope.nope is not in targets.toml"):
+        common.Row("4", "list", "x", key="nope.nope", value=1)
+
+
+def test_verdicts_name_every_target_met_missed_or_not_measured():
+    """A whole run's verdicts: one per target, a target no row reported is "not measured"."""
+    from bench.targets import parse, verdicts
+
+    targets = parse({"a": {"x": {"compare": "<", "target": 1, "unit": "s"},
+                           "y": {"compare": ">=", "target": 2, "unit": "jobs"},
+                           "z": {"compare": "==", "target": 0, "unit": ""}}})
+    rows = [{"key": "a.x", "value": 0.5}, {"key": "a.y", "value": 1}, {"metric": "no key"}]
+    assert {v["key"]: v["verdict"] for v in verdicts(rows, targets)} == {
+        "a.x": "met", "a.y": "missed", "a.z": "not measured"}
+
+
+@pytest.mark.parametrize("spec", [{"compare": "~", "target": 1}, {"compare": "<", "target": "1"},
+                                  {"compare": "<", "target": True}, {"compare": "<", "target": 1, "extra": 2}])
+def test_a_malformed_target_is_refused(spec):
+    """An unknown comparison, a target that is not a number, or an unknown field is a ValueError naming the key."""
+    from bench.targets import parse
+
+    with pytest.raises(ValueError, match="a.x"):
+        parse({"a": {"x": spec}})
+
+
+def test_every_target_in_the_file_is_reported_by_a_benchmark():
+    """Each key in targets.toml appears in a benchmark's source, so none stays "not measured" by a typo."""
+    from bench.targets import load
+
+    sources = "".join(path.read_text() for path in (REPO / "bench").glob("*.py"))
+    missing = [key for key in load() if f'"{key}"' not in sources and key.rsplit("_", 1)[0] not in sources]
+    assert missing == []

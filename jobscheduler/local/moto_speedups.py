@@ -21,6 +21,8 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _requests_routed_once_per_host()
     _paths_compiled_once()
     _requests_parsed_once()
+    _index_queries_read_one_partition()
+    _response_keys_found_once()
 
 
 def _definition_parsed_once() -> None:
@@ -181,3 +183,48 @@ def _requests_parsed_once() -> None:
     responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
     parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)
     UpdateExpressionParser.make = classmethod(lambda cls, text: parse(cls, text))  # type: ignore[arg-type]  # a cached copy of moto's own classmethod
+
+
+def _index_queries_read_one_partition() -> None:
+    # moto answers a Query on a global secondary index by sorting the whole table
+    # and walking the asked partition from its first item: a page of 50 jobs by
+    # status costs as much as the table is large. DynamoDB reads one partition,
+    # in order, from the page's start. moto_index keeps each partition sorted and
+    # hands moto's own query code only the items the page can reach.
+    from jobscheduler.local import moto_index
+
+    moto_index.install()
+
+
+def _response_keys_found_once() -> None:
+    # To serialise a response, moto asks six alias providers, for every attribute
+    # of every object, under which names the object might hold it: a third of the
+    # emulator's CPU when many executions run at once. The answer depends only on
+    # the picker, the object's class (its Meta aliases and its name), the key and
+    # the shape with its parent at that moment, so it is worked out once for each.
+    # An object with aliases of its own (an instance-level Meta) is asked every time.
+    import threading
+
+    from moto.core.serialize import AttributePicker, XFormedAttributePicker
+
+    lock = threading.Lock()
+    for cls in (AttributePicker, XFormedAttributePicker):
+        original = cls.__dict__["get_possible_keys"]
+        found: dict[tuple[Any, ...], tuple[Any, Any, tuple[str, ...]]] = {}
+
+        def get_possible_keys(self: Any, context: Any, __original: Any = original,
+                              __found: dict[tuple[Any, ...], tuple[Any, Any, tuple[str, ...]]] = found) -> Any:
+            if "Meta" in getattr(context.obj, "__dict__", ()):
+                return __original(self, context)
+            shape = context.shape
+            parent = getattr(shape, "parent", None)
+            key = (type(self), tuple(self.alias_providers), type(context.obj), context.key, id(shape), id(parent))
+            entry = __found.get(key)
+            # The shapes are kept in the entry, so their ids cannot be reused by others.
+            if entry is None or entry[0] is not shape or entry[1] is not parent:
+                entry = (shape, parent, tuple(__original(self, context)))
+                with lock:
+                    __found[key] = entry
+            return entry[2]
+
+        cls.get_possible_keys = get_possible_keys  # type: ignore[method-assign]

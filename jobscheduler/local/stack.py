@@ -25,6 +25,7 @@ from rich.console import Console
 
 from jobscheduler.local import cloud, runtime, standins
 from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
+from jobscheduler.local.aws_process import EmulatorProcess
 from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
 from jobscheduler.local.instances import InstanceEmulator
 from jobscheduler.local.scheduler import ScheduleFiring
@@ -34,7 +35,10 @@ INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 
 @dataclass
 class LocalStack:
-    """Everything ``jobscheduler local`` runs, in this process (instances are child processes)."""
+    """Everything ``jobscheduler local`` runs: the emulated AWS in a child process, the rest in this one.
+
+    Instances are child processes too; ``stop`` ends every one of them.
+    """
 
     api_port: int
     aws_port: int
@@ -48,6 +52,7 @@ class LocalStack:
     _job_events: JobEventsWiring | None = None
     ui_port: int = 8080  # the web console's; another is taken when this one is in use
     ui_url: str = ""
+    _aws: EmulatorProcess | None = None
 
     @property
     def api_url(self) -> str:
@@ -91,8 +96,9 @@ class LocalStack:
 
     def _start_aws(self) -> None:
         cloud.use_local_endpoint(self.aws_port)
-        server = cloud.start_moto(self.aws_port)
-        self._stops.append(server.stop)
+        # The emulated AWS runs in a process of its own, on the other core (see aws_process.py).
+        self._aws = EmulatorProcess(self.aws_port)
+        self._stops.append(self._aws.stop)
         self.resources = cloud.LocalCloud.create(boto3.session.Session())
         # Before the API serves: the stream must hold every job's first write.
         self._job_events = JobEventsWiring.create(boto3.session.Session(), self.resources.table)
@@ -176,7 +182,7 @@ def wait_serving(api: str, process: subprocess.Popen[bytes], log: Path, timeout:
         try:
             if requests.get(f"{api}/jobs?limit=1", timeout=2).status_code == 200:
                 return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading the app
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still busy starting
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the local stack did not answer in {timeout} s:\n{log.read_text()}")
