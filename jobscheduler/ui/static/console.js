@@ -279,8 +279,8 @@ document.addEventListener("alpine:init", () => {
       const schemas = doc.body.components.schemas;
       const here = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
       if (!this.timeZones.includes(here)) this.timeZones = [here, ...this.timeZones];
-      const fields = (schema, prefix, skip) => Object.entries(schema.properties).filter(([name]) => !skip.includes(name))
-        .map(([name, p]) => this.field(name, p, schema.required || [], prefix));
+      const fields = (schema, prefix, skip) => Object.entries(schema.properties)
+        .filter(([name]) => !skip.includes(name)).map(([name, p]) => this.field(name, p, schema.required || [], prefix));
       this.fields = forSchedule
         ? [...fields(schemas.ScheduleBody, "", ["job"]), ...fields(schemas.JobBody, "job.", ["scheduledAt"])]
         : fields(schemas.JobBody, "", []);
