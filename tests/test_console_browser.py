@@ -481,13 +481,14 @@ def test_console_creates_a_schedule_showing_the_apis_message_by_the_field(page, 
     assert requests.get(f"{stack.api}/schedules", params={"limit": "100"}, timeout=30).json()["schedules"] == before
 
     page.get_by_label("Max Runtime Seconds").fill("900")
+    page.get_by_label("Retry").fill("attempts=2\nonExitCodes=3, 4")  # typed by the schema: numbers, a list
     page.get_by_role("button", name="Create schedule").click()
     page.wait_for_url(re.compile(r"#/schedules$"))
     (made,) = [s for s in requests.get(f"{stack.api}/schedules", timeout=30).json()["schedules"]
                if s["name"] == "nightly from the console"]
     page.locator(f"#schedules tr[data-schedule-id='{made['scheduleId']}']").wait_for()
     assert (made["expression"], made["timezone"], made["enabled"]) == ("cron(0 2 * * ? *)", "Europe/Berlin", False)
-    assert made["job"] == job
+    assert made["job"] == {**job, "retry": {"attempts": 2, "onExitCodes": [3, 4]}}
 
 
 def test_console_shows_no_schedules_link_when_the_api_has_none(browser, upstream):

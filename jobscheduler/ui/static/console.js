@@ -69,6 +69,15 @@ function rfc3339(wall, zone) {
   return full + (offset < 0 ? "-" : "+") + hhmm;
 }
 
+// A member of an object field with typed members (retry, resources, written NAME=value) as its schema types it.
+function typed(p, text) {
+  const types = p ? [].concat(p.type) : [];
+  if (types.includes("integer") || types.includes("number")) return Number(text);
+  if (types.includes("boolean")) return text === "true";
+  if (types.includes("array")) return text.split(",").map((x) => typed(p.items, x.trim()));
+  return text;
+}
+
 document.addEventListener("alpine:init", () => {
   const Alpine = window.Alpine;
   const helpers = { when, usd, duration };
@@ -284,6 +293,8 @@ document.addEventListener("alpine:init", () => {
       this.fields = forSchedule
         ? [...fields(schemas.ScheduleBody, "", ["job"]), ...fields(schemas.JobBody, "job.", ["scheduledAt"])]
         : fields(schemas.JobBody, "", []);
+      const firstOfJob = this.fields.find((f) => f.job);
+      if (firstOfJob) firstOfJob.firstOfJob = true;
       for (const f of this.fields) { this.values[f.name] = ""; if (f.kind === "time") this.zones[f.name] = here; }
     },
     // One control per schema property: its type says which.
@@ -302,7 +313,8 @@ document.addEventListener("alpine:init", () => {
       if (prefix && prop === "name") label = "Job name"; // the schedule has a name of its own
       const options = zone ? this.timeZones : bool ? ["true", "false"] : p.enum;
       return { name: prefix + prop, prop, job: Boolean(prefix), label, kind, map, list, bool,
-        required: required.includes(prop), options, placeholder: p.example || "", help: help.trim() };
+        members: p.properties || {}, required: required.includes(prop), options, placeholder: p.example || "",
+        help: help.trim() };
     },
     // A job file fills the job's fields (a schedule's own fields stay as they are).
     fromFile(event) {
@@ -329,7 +341,8 @@ document.addEventListener("alpine:init", () => {
         if (f.map) {
           into[f.prop] = Object.fromEntries(raw.split("\n").filter((l) => l.trim()).map((l) => {
             const at = l.indexOf("=");
-            return at < 0 ? [l.trim(), ""] : [l.slice(0, at).trim(), l.slice(at + 1)];
+            const name = (at < 0 ? l : l.slice(0, at)).trim();
+            return [name, typed(Object.hasOwn(f.members, name) && f.members[name], at < 0 ? "" : l.slice(at + 1))];
           }));
         } else if (f.list) into[f.prop] = raw.split("\n").filter((l) => l !== "");
         else if (f.kind === "number") into[f.prop] = Number(raw);
