@@ -5,6 +5,8 @@
 const TERMINAL = ["TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"];
 const PAGE_SIZE = 20;
 const POLL_MS = 1000;
+// A schedules page costs the API a query per schedule (its recent jobs), and firings are minutes apart.
+const SCHEDULES_POLL_MS = 3000;
 
 async function api(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
@@ -21,13 +23,13 @@ async function api(method, path, body) {
   }
 }
 
-// Polls `step` now and every POLL_MS until it returns true or the component leaves the page.
-function poll(component, step) {
+// Polls `step` now and every `ms` until it returns true or the component leaves the page.
+function poll(component, step, ms = POLL_MS) {
   let stopped = false;
   const tick = async () => {
     if (stopped || !component.$root.isConnected) return;
     const done = await step();
-    if (!done) setTimeout(tick, POLL_MS);
+    if (!done) setTimeout(tick, ms);
   };
   tick();
   return () => { stopped = true; };
@@ -243,7 +245,7 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("schedulesPage", () => ({
     ...helpers, schedules: [], tokens: [null], pageIndex: 0, nextToken: null, perPage: String(PAGE_SIZE),
     error: "", loaded: false, deleting: null, changes: 0,
-    init() { this.stop = poll(this, async () => { await this.load(); return false; }); },
+    init() { this.stop = poll(this, async () => { await this.load(); return false; }, SCHEDULES_POLL_MS); },
     destroy() { this.stop && this.stop(); },
     async load() {
       const asked = this.changes;
