@@ -58,14 +58,17 @@ def upstream() -> Iterator[Recorder]:
             recorder.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
                                       "body": self.rfile.read(length) if length else b""})
             status, body = recorder.routes.get(self.path.split("?")[0], recorder.answer)
-            data = json.dumps(body).encode()
             self.send_response(status)
+            if status == 204:  # no body, as the API's DELETE answers
+                self.end_headers()
+                return
+            data = json.dumps(body).encode()
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _any
+        do_GET = do_POST = do_PATCH = do_DELETE = _any
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -112,6 +115,20 @@ def test_console_forwards_errors_and_bodies_as_the_api_gives_them(upstream, cons
     assert seen["body"] == b'{"name": "x"}'
     assert seen["headers"]["Idempotency-Key"] == "k-1"
     assert "Cookie" not in seen["headers"] and "Authorization" not in seen["headers"]
+
+
+def test_console_forwards_a_patch_and_a_bodiless_204(upstream, console):
+    """Pause is a PATCH whose body reaches the API; a delete's 204 reaches the page as a 204 with no body."""
+    schedule = "/schedules/sch-0123456789abcdef0123456789abcdef"
+    upstream.routes = {schedule: (200, {"scheduleId": schedule.rsplit("/", 1)[1], "enabled": False})}
+    paused = requests.patch(f"{console}/api{schedule}", json={"enabled": False}, timeout=10)
+    assert (paused.status_code, paused.json()["enabled"]) == (200, False)
+    upstream.routes = {schedule: (204, None)}
+    deleted = requests.delete(f"{console}/api{schedule}", timeout=10)
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert "Content-Length" not in deleted.headers
+    assert [(r["method"], r["path"], r["body"]) for r in upstream.requests] == [
+        ("PATCH", schedule, b'{"enabled": false}'), ("DELETE", schedule, b"")]
 
 
 def test_console_signs_with_sigv4_for_an_api_in_aws(upstream, monkeypatch):

@@ -126,7 +126,7 @@ class ConsoleHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"Code": "NotFound", "Message": f"path: no page {path}"})
 
     def do_POST(self) -> None:  # noqa: N802
-        """A forwarded API write (schedule, cancel)."""
+        """A forwarded API write (schedule, cancel, pause, delete)."""
         if self._own_host() and self._same_origin():
             self._forward()
 
@@ -166,6 +166,9 @@ class ConsoleHandler(BaseHTTPRequestHandler):
         except ApiError as exc:
             self._json(HTTPStatus.BAD_GATEWAY, {"Code": "BadGateway", "Message": str(exc)})
             return
+        if response.status_code == HTTPStatus.NO_CONTENT:  # DELETE /schedules/{id}: nothing to scrub or say
+            self._send(HTTPStatus.NO_CONTENT, b"", "application/json", {"Cache-Control": "no-store"})
+            return
         try:
             payload = response.json()
         except ValueError:
@@ -188,8 +191,9 @@ class ConsoleHandler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: bytes, kind: str, extra: dict[str, str]) -> None:
         self.send_response(status)
         charset = "; charset=utf-8" if kind.startswith("text/") or kind == "application/json" else ""
-        self.send_header("Content-Type", kind + charset)
-        self.send_header("Content-Length", str(len(body)))
+        if status != HTTPStatus.NO_CONTENT:  # a 204 has no body, so no Content-Type or Content-Length either
+            self.send_header("Content-Type", kind + charset)
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         for name, value in extra.items():

@@ -5,6 +5,8 @@
 const TERMINAL = ["TerminatedOK", "TerminatedNOK", "TimedOut", "Cancelled", "Failed"];
 const PAGE_SIZE = 20;
 const POLL_MS = 1000;
+// A schedules page costs the API a query per schedule (its recent jobs), and firings are minutes apart.
+const SCHEDULES_POLL_MS = 3000;
 
 async function api(method, path, body) {
   const init = { method, headers: { Accept: "application/json" } };
@@ -14,19 +16,20 @@ async function api(method, path, body) {
   }
   try {
     const response = await fetch("/api" + path, init);
-    return { ok: response.ok, status: response.status, body: await response.json() };
+    const body = response.status === 204 ? {} : await response.json(); // a 204 (a delete) has no body
+    return { ok: response.ok, status: response.status, body };
   } catch (error) {
     return { ok: false, status: 0, body: { Message: "the console's server did not answer: " + error } };
   }
 }
 
-// Polls `step` now and every POLL_MS until it returns true or the component leaves the page.
-function poll(component, step) {
+// Polls `step` now and every `ms` until it returns true or the component leaves the page.
+function poll(component, step, ms = POLL_MS) {
   let stopped = false;
   const tick = async () => {
     if (stopped || !component.$root.isConnected) return;
     const done = await step();
-    if (!done) setTimeout(tick, POLL_MS);
+    if (!done) setTimeout(tick, ms);
   };
   tick();
   return () => { stopped = true; };
@@ -68,6 +71,15 @@ function rfc3339(wall, zone) {
   return full + (offset < 0 ? "-" : "+") + hhmm;
 }
 
+// A member of an object field with typed members (retry, resources, written NAME=value) as its schema types it.
+function typed(p, text) {
+  const types = p ? [].concat(p.type) : [];
+  if (types.includes("integer") || types.includes("number")) return Number(text);
+  if (types.includes("boolean")) return text === "true";
+  if (types.includes("array")) return text.split(",").map((x) => typed(p.items, x.trim()));
+  return text;
+}
+
 document.addEventListener("alpine:init", () => {
   const Alpine = window.Alpine;
   const helpers = { when, usd, duration };
@@ -88,7 +100,8 @@ document.addEventListener("alpine:init", () => {
       this.page = null;
       this.$nextTick(() => {
         this.jobId = job ? job[1] : null;
-        this.page = job ? "job" : ["new", "schedules"].includes(hash) ? hash : "jobs";
+        this.page = job ? "job" : hash === "schedules/new" ? "new-schedule"
+          : ["new", "schedules"].includes(hash) ? hash : "jobs";
       });
     },
   }));
@@ -227,78 +240,93 @@ document.addEventListener("alpine:init", () => {
     },
   }));
 
-  // Recurring schedules, where the API has them: the list, and one button per action its OpenAPI document
-  // offers on a schedule (POST /schedules/{id}/<action>, DELETE /schedules/{id}).
+  // Recurring schedules (the router shows the page only when the API's OpenAPI document has /schedules):
+  // paged like the jobs, refreshed every few seconds; Pause/Resume is PATCH {enabled}, Delete asks first.
   Alpine.data("schedulesPage", () => ({
-    ...helpers, items: [], columns: [], actions: [], idName: null, error: "",
-    async init() {
-      const doc = await api("GET", "/openapi.json");
-      const paths = doc.ok ? doc.body.paths : {};
-      const one = Object.keys(paths).find((p) => /^\/schedules\/\{[^}]+\}$/.test(p));
-      this.idName = one ? one.match(/\{([^}]+)\}/)[1] : null;
-      for (const [path, operations] of Object.entries(paths)) {
-        const action = path.match(/^\/schedules\/\{[^}]+\}\/([A-Za-z-]+)$/);
-        if (action && operations.post) this.actions.push({ label: action[1], method: "POST", suffix: "/" + action[1] });
-      }
-      if (one && paths[one].delete) this.actions.push({ label: "delete", method: "DELETE", suffix: "", confirm: true });
-      this.stop = poll(this, async () => { await this.load(); return false; });
-    },
+    ...helpers, schedules: [], tokens: [null], pageIndex: 0, nextToken: null, perPage: String(PAGE_SIZE),
+    error: "", loaded: false, deleting: null, changes: 0,
+    init() { this.stop = poll(this, async () => { await this.load(); return false; }, SCHEDULES_POLL_MS); },
     destroy() { this.stop && this.stop(); },
     async load() {
-      const r = await api("GET", "/schedules");
+      const asked = this.changes;
+      const query = new URLSearchParams({ limit: this.perPage });
+      if (this.tokens[this.pageIndex]) query.set("nextToken", this.tokens[this.pageIndex]);
+      const r = await api("GET", "/schedules?" + query);
+      if (asked !== this.changes) return; // a pause, resume or delete answered meanwhile: this read is older
       this.error = r.ok ? "" : r.body.Message;
-      if (!r.ok) return;
-      this.items = Array.isArray(r.body) ? r.body : Object.values(r.body).find(Array.isArray) || [];
-      this.columns = [...new Set(this.items.flatMap(Object.keys))].filter((k) => k !== this.idName);
+      if (r.ok) { this.schedules = r.body.schedules; this.nextToken = r.body.nextToken; this.loaded = true; }
     },
-    cell(value) {
-      if (value === null || value === undefined) return "-";
-      if (Array.isArray(value)) return value.map((v) => (typeof v === "object" ? v.jobId || JSON.stringify(v) : v)).join(", ");
-      return typeof value === "object" ? JSON.stringify(value) : String(value);
+    filter() { this.tokens = [null]; this.pageIndex = 0; this.load(); },
+    next() { this.tokens[this.pageIndex + 1] = this.nextToken; this.pageIndex++; this.load(); },
+    previous() { this.pageIndex--; this.load(); },
+    label(s) { return s.name || s.scheduleId; },
+    async setEnabled(s, enabled) {
+      this.changes++;
+      const r = await api("PATCH", "/schedules/" + s.scheduleId, { enabled });
+      this.changes++;
+      if (r.ok) this.schedules = this.schedules.map((x) => (x.scheduleId === s.scheduleId ? r.body : x));
+      else this.error = r.body.Message;
     },
-    async act(item, action) {
-      const id = item[this.idName];
-      if (action.confirm && !window.confirm(`${action.label} schedule ${id}?`)) return;
-      const r = await api(action.method, `/schedules/${encodeURIComponent(id)}${action.suffix}`);
-      if (r.ok) this.load(); else this.error = r.body.Message;
+    ask(s) { this.deleting = s; this.$nextTick(() => this.$refs.confirm.showModal()); },
+    async remove() {
+      const s = this.deleting;
+      this.$refs.confirm.close();
+      this.changes++;
+      const r = await api("DELETE", "/schedules/" + s.scheduleId);
+      this.changes++;
+      if (r.ok) this.schedules = this.schedules.filter((x) => x.scheduleId !== s.scheduleId);
+      else this.error = r.body.Message;
     },
   }));
 
-  Alpine.data("newJobPage", () => ({
-    fields: [], values: {}, zones: {}, errors: {}, error: "", busy: false,
+  // New job, or new schedule (forSchedule): one control per field of the API's JobBody schema (ScheduleBody's
+  // own fields first for a schedule, the job's then named job.<field> as the API names them in its messages).
+  Alpine.data("newJobPage", (forSchedule) => ({
+    fields: [], values: {}, zones: {}, errors: {}, error: "", busy: false, forSchedule,
     timeZones: Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : ["UTC"],
     async init() {
       const doc = await api("GET", "/openapi.json");
       if (!doc.ok) { this.error = doc.body.Message; return; }
-      const schema = doc.body.components.schemas.JobBody;
+      const schemas = doc.body.components.schemas;
       const here = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
       if (!this.timeZones.includes(here)) this.timeZones = [here, ...this.timeZones];
-      this.fields = Object.entries(schema.properties).map(([name, p]) => this.field(name, p, schema.required || []));
+      const fields = (schema, prefix, skip) => Object.entries(schema.properties)
+        .filter(([name]) => !skip.includes(name)).map(([name, p]) => this.field(name, p, schema.required || [], prefix));
+      this.fields = forSchedule
+        ? [...fields(schemas.ScheduleBody, "", ["job"]), ...fields(schemas.JobBody, "job.", ["scheduledAt"])]
+        : fields(schemas.JobBody, "", []);
+      const firstOfJob = this.fields.find((f) => f.job);
+      if (firstOfJob) firstOfJob.firstOfJob = true;
       for (const f of this.fields) { this.values[f.name] = ""; if (f.kind === "time") this.zones[f.name] = here; }
     },
     // One control per schema property: its type says which.
-    field(name, p, required) {
+    field(prop, p, required, prefix) {
       const types = [].concat(p.type);
-      const kind = p.enum ? "select" : p.format === "date-time" ? "time" : types.includes("integer") ? "number"
-        : types.includes("array") ? "lines" : types.includes("object") ? "lines" : "text";
+      const zone = prop === "timezone", bool = types.includes("boolean");
+      const kind = p.enum || zone || bool ? "select" : p.format === "date-time" ? "time"
+        : types.includes("integer") ? "number" : types.includes("array") || types.includes("object") ? "lines" : "text";
       const map = types.includes("object"), list = types.includes("array");
       let help = p.description || (p.items && p.items.description) || "";
       if (map) help += " One NAME=value per line.";
       if (list) help += " One item per line.";
       if (p.default !== undefined) help += ` Default: ${p.default}.`;
-      if (kind === "time") help += " Empty: now.";
-      const label = name.replace(/([A-Z])/g, " $1").replace(/^./, (c) => c.toUpperCase());
-      return { name, label, kind, map, list, required: required.includes(name), options: p.enum,
-        placeholder: p.example || "", help: help.trim() };
+      if (kind === "time") help += prefix || forSchedule ? "" : " Empty: now.";
+      let label = prop.replace(/([A-Z])/g, " $1").replace(/^./, (c) => c.toUpperCase());
+      if (prefix && prop === "name") label = "Job name"; // the schedule has a name of its own
+      const options = zone ? this.timeZones : bool ? ["true", "false"] : p.enum;
+      return { name: prefix + prop, prop, job: Boolean(prefix), label, kind, map, list, bool,
+        members: p.properties || {}, required: required.includes(prop), options, placeholder: p.example || "",
+        help: help.trim() };
     },
+    // A job file fills the job's fields (a schedule's own fields stay as they are).
     fromFile(event) {
       const file = event.target.files[0];
       if (!file) return;
       file.text().then((text) => {
         let body;
         try { body = JSON.parse(text); } catch (e) { this.error = file.name + " is not JSON: " + e.message; return; }
-        for (const f of this.fields) {
-          const v = body[f.name];
+        for (const f of this.fields.filter((x) => x.job || !forSchedule)) {
+          const v = body[f.prop];
           if (v === undefined || v === null) this.values[f.name] = "";
           else if (f.map) this.values[f.name] = Object.entries(v).map(([k, x]) => `${k}=${x}`).join("\n");
           else if (f.list) this.values[f.name] = v.join("\n");
@@ -308,31 +336,35 @@ document.addEventListener("alpine:init", () => {
       });
     },
     body() {
-      const body = {};
+      const body = {}, job = {};
       for (const f of this.fields) {
-        const raw = this.values[f.name];
+        const raw = this.values[f.name], into = f.job ? job : body;
         if (raw === "" || raw === null || raw === undefined) continue;
         if (f.map) {
-          body[f.name] = Object.fromEntries(raw.split("\n").filter((l) => l.trim()).map((l) => {
+          into[f.prop] = Object.fromEntries(raw.split("\n").filter((l) => l.trim()).map((l) => {
             const at = l.indexOf("=");
-            return at < 0 ? [l.trim(), ""] : [l.slice(0, at).trim(), l.slice(at + 1)];
+            const name = (at < 0 ? l : l.slice(0, at)).trim();
+            return [name, typed(Object.hasOwn(f.members, name) && f.members[name], at < 0 ? "" : l.slice(at + 1))];
           }));
-        } else if (f.list) body[f.name] = raw.split("\n").filter((l) => l !== "");
-        else if (f.kind === "number") body[f.name] = Number(raw);
-        else if (f.kind === "time") body[f.name] = rfc3339(raw, this.zones[f.name]);
-        else body[f.name] = raw;
+        } else if (f.list) into[f.prop] = raw.split("\n").filter((l) => l !== "");
+        else if (f.kind === "number") into[f.prop] = Number(raw);
+        else if (f.bool) into[f.prop] = raw === "true";
+        else if (f.kind === "time") into[f.prop] = rfc3339(raw, this.zones[f.name]);
+        else into[f.prop] = raw;
       }
-      return body;
+      return forSchedule ? { ...body, job } : body;
     },
     async submit() {
       this.busy = true; this.errors = {}; this.error = "";
-      const r = await api("POST", "/jobs", this.body());
+      const r = await api("POST", forSchedule ? "/schedules" : "/jobs", this.body());
       this.busy = false;
-      if (r.ok) { location.hash = "#/jobs/" + r.body.jobId; return; }
-      // The API's message starts with the field it is about: "maxRuntimeSeconds: must be ...", "env.NAME: ...".
+      if (r.ok) { location.hash = forSchedule ? "#/schedules" : "#/jobs/" + r.body.jobId; return; }
+      // The API's message starts with the field it is about: "maxRuntimeSeconds: must be ...", "env.NAME: ...",
+      // "job.image: ...": the longest field name it starts with is the field.
       const message = r.body.Message || JSON.stringify(r.body);
-      const field = (message.match(/^([A-Za-z]+)/) || [])[1];
-      if (field && this.fields.some((f) => f.name === field)) {
+      const field = this.fields.map((f) => f.name).filter((n) => /^[:.[]/.test(message.slice(n.length)) &&
+        message.startsWith(n)).sort((a, b) => b.length - a.length)[0];
+      if (field) {
         this.errors[field] = message;
         this.$nextTick(() => document.getElementById("f-" + field).focus());
       } else this.error = message;
