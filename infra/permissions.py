@@ -83,6 +83,17 @@ class LaunchResources:
     security_group: str
     image: str
     instance_role: str
+    # The GPU jobs' launch template and image (the GPU variant of the stack's image).
+    gpu_launch_template: str = ""
+    gpu_image: str = ""
+
+    def launch_templates(self) -> list[str]:
+        """Every launch template a job's instances launch from."""
+        return [t for t in (self.launch_template, self.gpu_launch_template) if t]
+
+    def images(self) -> list[str]:
+        """Every image a job's instances boot."""
+        return [i for i in (self.image, self.gpu_image) if i]
 
 
 def attach(stack: cdk.Stack, construct_id: str, role: iam.IRole,
@@ -152,8 +163,8 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
         iam.PolicyStatement(
             sid="LaunchFromTemplate",
             actions=["ec2:CreateFleet", "ec2:RunInstances"],
-            resources=[ec2_arn(stack, "fleet"), launch.launch_template, *launch.subnets,
-                       launch.security_group, launch.image, *launched,
+            resources=[ec2_arn(stack, "fleet"), *launch.launch_templates(), *launch.subnets,
+                       launch.security_group, *launch.images(), *launched,
                        ec2_arn(stack, "spot-instances-request")],
         ),
         iam.PolicyStatement(
@@ -162,11 +173,11 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
             resources=[ec2_arn(stack, "fleet"), *launched, ec2_arn(stack, "spot-instances-request")],
             conditions={"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}},
         ),
-        # Each capacity request gets a version of this launch template carrying the job's user data.
+        # Each capacity request gets a version of the job's launch template carrying the job's user data.
         iam.PolicyStatement(
             sid="JobLaunchTemplateVersions",
             actions=["ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplateVersions"],
-            resources=[launch.launch_template],
+            resources=launch.launch_templates(),
         ),
         iam.PolicyStatement(
             sid="PassInstanceRole",
@@ -192,14 +203,15 @@ def workflow(stack: cdk.Stack, table_arn: str, launch: LaunchResources,
 
 def api(stack: cdk.Stack, *, table_arn: str, index_names: Sequence[str], state_machine_arn: str,
         state_machine_name: str, job_log_group_arn: str, function_log_group_arns: Sequence[str],
-        stack_tag: str, sweeper_rule_name: str, launch_template_arn: str) -> list[iam.PolicyStatement]:
+        stack_tag: str, sweeper_rule_name: str, launch_template_arn: str,
+        gpu_launch_template_arn: str = "") -> list[iam.PolicyStatement]:
     """What the REST API, the event handlers and the sweeper need."""
     return [
         # The clean-up handlers delete the launch template versions a stopped execution left behind.
         iam.PolicyStatement(
             sid="DeleteLeftoverLaunchTemplateVersions",
             actions=["ec2:DeleteLaunchTemplateVersions"],
-            resources=[launch_template_arn],
+            resources=[t for t in (launch_template_arn, gpu_launch_template_arn) if t],
         ),
         iam.PolicyStatement(
             sid="FunctionLogs",

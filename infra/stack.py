@@ -38,6 +38,8 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 API_GATEWAY_STAGE = "api"
 # Amazon's ECS-optimised Amazon Linux 2023: Docker and the ECS agent preinstalled.
 ECS_AL2023_IMAGE = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+# Its GPU variant (NVIDIA driver and container toolkit added), for jobs that ask for GPUs.
+ECS_AL2023_GPU_IMAGE = "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"
 API_HANDLER = "APIHandler"
 # The function each recurring schedule's firing invokes (through EventBridge Scheduler, not a rule).
 SCHEDULE_HANDLER = "on_schedule"
@@ -64,6 +66,7 @@ class Settings:
     api_gateway_log_role: bool = True
     lambda_runtime: str = packaging.DEFAULT_LAMBDA_RUNTIME
     allow_cross_account: bool = False
+    gpu_image_parameter: str = ECS_AL2023_GPU_IMAGE
 
     @classmethod
     def from_context(cls, scope: Construct) -> Settings:
@@ -73,7 +76,8 @@ class Settings:
                  "secret_prefix": "secretNamePrefix", "default_instance_types": "defaultInstanceTypes",
                  "throttle_rate": "apiThrottleRate", "throttle_burst": "apiThrottleBurst",
                  "alarm_topic_arn": "alarmTopicArn", "api_gateway_log_role": "apiGatewayLogRole",
-                 "lambda_runtime": "lambdaRuntime", "allow_cross_account": "allowCrossAccount"}
+                 "lambda_runtime": "lambdaRuntime", "allow_cross_account": "allowCrossAccount",
+                 "gpu_image_parameter": "gpuImageSsmParameter"}
         values: dict[str, Any] = {}
         for field, key in names.items():
             value = scope.node.try_get_context(key)
@@ -96,6 +100,7 @@ class JobSchedulerStack(cdk.Stack):
         self.job_logs = self._create_log_group("JobLogs")
         self.instance_role = self._create_instance_role()
         self.launch_template = self._create_launch_template()
+        self.gpu_launch_template = self._create_gpu_launch_template()
         self.state_machine = self._create_state_machine()
         self.api_role = iam.Role(self, "ApiRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                                  description="jobscheduler API and event handlers")
@@ -167,9 +172,17 @@ class JobSchedulerStack(cdk.Stack):
 
     def _create_launch_template(self) -> ec2.LaunchTemplate:
         self.machine_image = ec2.MachineImage.from_ssm_parameter(self.settings.image_parameter)
+        return self._job_launch_template("JobInstance", self.machine_image)
+
+    def _create_gpu_launch_template(self) -> ec2.LaunchTemplate:
+        """The GPU jobs' launch template: the same, on the GPU variant of the image."""
+        self.gpu_machine_image = ec2.MachineImage.from_ssm_parameter(self.settings.gpu_image_parameter)
+        return self._job_launch_template("GpuJobInstance", self.gpu_machine_image)
+
+    def _job_launch_template(self, construct_id: str, machine_image: ec2.IMachineImage) -> ec2.LaunchTemplate:
         template = ec2.LaunchTemplate(
-            self, "JobInstance",
-            machine_image=self.machine_image,
+            self, construct_id,
+            machine_image=machine_image,
             role=self.instance_role,
             security_group=self.network.security_group,
             require_imdsv2=True,
@@ -187,14 +200,14 @@ class JobSchedulerStack(cdk.Stack):
             [{"ResourceType": "volume", "Tags": [{"Key": statuses.TAG_STACK, "Value": self.stack_tag}]}])
         return template
 
+    def _launch_template_arn(self, template: ec2.LaunchTemplate) -> str:
+        return permissions.ec2_arn(self, "launch-template", template.launch_template_id or "")
+
     # -- workflow ---------------------------------------------------------------
 
     def substitutions(self) -> dict[str, str]:
         """The values of the ASL file's ``${Name}`` placeholders."""
         return {"JobsTable": self.table.table_name,
-                "LaunchTemplateId": self.launch_template.launch_template_id or "",
-                # Each capacity request's launch template version is based on this one (CloudFormation's).
-                "LaunchTemplateVersion": self.launch_template.default_version_number,
                 "StackTag": self.stack_tag}
 
     def _create_state_machine(self) -> sfn.StateMachine:
@@ -204,13 +217,14 @@ class JobSchedulerStack(cdk.Stack):
         role = iam.Role(self, "WorkflowRole", assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
                         description="jobscheduler job workflow")
         launch = permissions.LaunchResources(
-            launch_template=permissions.ec2_arn(self, "launch-template",
-                                                self.launch_template.launch_template_id or ""),
+            launch_template=self._launch_template_arn(self.launch_template),
             subnets=[permissions.ec2_arn(self, "subnet", s) for s in self.network.subnet_ids],
             security_group=permissions.ec2_arn(self, "security-group",
                                                self.network.security_group.security_group_id),
             image=permissions.image_arn(self, self.machine_image.get_image(self).image_id),
-            instance_role=self.instance_role.role_arn)
+            instance_role=self.instance_role.role_arn,
+            gpu_launch_template=self._launch_template_arn(self.gpu_launch_template),
+            gpu_image=permissions.image_arn(self, self.gpu_machine_image.get_image(self).image_id))
         permissions.attach(self, "WorkflowPolicy", role, permissions.workflow(
             self, self.table.table_arn, launch, self.stack_tag))
         # The definition comes from a file, so CDK grants nothing for its tasks:
@@ -242,6 +256,10 @@ class JobSchedulerStack(cdk.Stack):
         env = {config.JOBS_TABLE: self.table.table_name,
                config.STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
                config.LAUNCH_TEMPLATE_ID: self.launch_template.launch_template_id or "",
+               # Each capacity request's launch template version is based on the template's own (CloudFormation's).
+               config.LAUNCH_TEMPLATE_VERSION: self.launch_template.default_version_number,
+               config.GPU_LAUNCH_TEMPLATE_ID: self.gpu_launch_template.launch_template_id or "",
+               config.GPU_LAUNCH_TEMPLATE_VERSION: self.gpu_launch_template.default_version_number,
                config.SUBNET_IDS: cdk.Fn.join(",", list(self.network.subnet_ids)),
                config.STACK_TAG: self.stack_tag,
                config.SWEEPER_RULE: self.sweeper_rule_name,
@@ -346,8 +364,8 @@ class JobSchedulerStack(cdk.Stack):
             state_machine_name=self.state_machine.state_machine_name,
             job_log_group_arn=self.job_logs.log_group_arn, function_log_group_arns=log_groups,
             stack_tag=self.stack_tag, sweeper_rule_name=self.sweeper_rule_name,
-            launch_template_arn=permissions.ec2_arn(self, "launch-template",
-                                                    self.launch_template.launch_template_id or ""),
+            launch_template_arn=self._launch_template_arn(self.launch_template),
+            gpu_launch_template_arn=self._launch_template_arn(self.gpu_launch_template),
         ) + permissions.failed_events(self.failed_events.queue_arn) + permissions.schedules(
             self, table_arn=self.table.table_arn, schedule_arn=self.schedules.schedule_arn("*"),
             scheduler_role_arn=self.schedules.role.role_arn,

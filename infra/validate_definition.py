@@ -18,8 +18,7 @@ from infra import definition
 
 # Plausible values for the placeholders CDK fills at deploy time: the checks
 # read names and shapes, not whether these resources exist.
-SAMPLE_VALUES = {"JobsTable": "JobScheduler-Jobs", "LaunchTemplateId": "lt-0123456789abcdef0",
-                 "LaunchTemplateVersion": "1", "StackTag": "JobScheduler"}
+SAMPLE_VALUES = {"JobsTable": "JobScheduler-Jobs", "StackTag": "JobScheduler"}
 
 
 def sample_definition() -> str:

@@ -116,6 +116,9 @@ def schedule(
         "--memory", help="At least this much memory in GiB (resources).", show_default=False)] = None,
     burstable: Annotated[bool, typer.Option("--burstable", help="Let burstable types (t3 ...) meet the resources.")]
     = False,
+    gpus: Annotated[int | None, typer.Option(
+        "--gpus", help="At least this many NVIDIA GPUs (resources; with --vcpus and --memory): a GPU type, "
+        "the GPU image, and the container gets every GPU.", show_default=False)] = None,
     max_price: Annotated[str | None, typer.Option(
         "--max-price", help="USD per hour Spot may cost at most, like 0.08.", show_default=False)] = None,
     retry: Annotated[int | None, typer.Option(
@@ -142,7 +145,7 @@ def schedule(
                  instance_types=instance_type or [], max_runtime=max_runtime)
     body.update(_shape_options(max_price=max_price, retry=retry, retry_on=retry_on or [], retry_delay=retry_delay,
                                keep_on_failure=keep_on_failure))
-    body.update(_resources_option(vcpus, memory, burstable))
+    body.update(_resources_option(vcpus, memory, burstable, gpus))
     client = _connect(api_url, stack, region)
     job = _call(client.schedule, body, idempotency_key)
     if as_json and not watch_job:
@@ -377,15 +380,17 @@ def _shape_options(*, max_price: str | None, retry: int | None, retry_on: list[i
     return fields
 
 
-def _resources_option(vcpus: int | None, memory: float | None, burstable: bool) -> dict[str, Any]:
-    """``resources`` from --vcpus and --memory (both or neither)."""
+def _resources_option(vcpus: int | None, memory: float | None, burstable: bool,
+                      gpus: int | None = None) -> dict[str, Any]:
+    """``resources`` from --vcpus and --memory (both or neither), --burstable and --gpus."""
     if vcpus is None and memory is None:
-        if burstable:
-            raise typer.BadParameter("needs --vcpus and --memory", param_hint="--burstable")
+        if burstable or gpus is not None:
+            raise typer.BadParameter("needs --vcpus and --memory", param_hint="--gpus" if gpus else "--burstable")
         return {}
     if vcpus is None or memory is None:
         raise typer.BadParameter("give both, or neither", param_hint="--vcpus / --memory")
-    return {"resources": {"vcpus": vcpus, "memoryGiB": memory, **({"burstable": True} if burstable else {})}}
+    return {"resources": {"vcpus": vcpus, "memoryGiB": memory, **({"burstable": True} if burstable else {}),
+                          **({"gpus": gpus} if gpus is not None else {})}}
 
 
 def _read_body(file: Path) -> dict[str, Any]:

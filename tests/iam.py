@@ -13,7 +13,7 @@
   scoped to the wrong one fails here as it would in AWS.
 - The template's ``Ref``, ``Fn::GetAtt`` and ``Fn::Join`` resolve to the
   emulated resources: the job table and its indexes, the workflow and its
-  executions, the job log group, the launch template, the sweeper rule (the
+  executions, the job log group, the two launch templates, the sweeper rule (the
   emulated stack takes the template's stack name, so the rule's name and the
   stack tag are the same), and the partition, region and account. What has no
   counterpart in the emulation (the functions' own log groups, the VPC's
@@ -56,7 +56,7 @@ def emulated_names(template: dict[str, Any], paths: dict[str, str], cloud: Local
     """(logical id or pseudo parameter, attribute or "Ref") -> the emulated value, for what the emulation has.
 
     ``paths`` gives the logical ids of the construct paths Jobs, JobWorkflow,
-    JobLogs and JobInstance (``Synth.logical_id``).
+    JobLogs, JobInstance and GpuJobInstance (``Synth.logical_id``).
     """
     table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{cloud.table}"
     names = {(name, "Ref"): value for name, value in PSEUDO.items()}
@@ -67,6 +67,7 @@ def emulated_names(template: dict[str, Any], paths: dict[str, str], cloud: Local
         (paths["JobLogs"], "Ref"): cloud.log_group,
         (paths["JobLogs"], "Arn"): f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{cloud.log_group}:*",
         (paths["JobInstance"], "Ref"): cloud.launch_template_id,
+        (paths["GpuJobInstance"], "Ref"): cloud.gpu_launch_template_id,
     })
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Events::Rule" and resource["Properties"].get("Name") == cloud.sweeper_rule:

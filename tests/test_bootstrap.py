@@ -770,3 +770,21 @@ def test_bootstrap_shuts_down_a_successful_run_even_with_debug(run_bootstrap, cl
     run = run_bootstrap(make_job(maxRuntimeSeconds=3600, debug={"keepOnFailureSeconds": 1800}))
 
     assert run.calls("shutdown") == [["-h", "+95"], ["-h", "now"]]
+
+
+# --- a GPU job ------------------------------------------------------------------------------
+
+
+def test_bootstrap_gives_a_gpu_job_every_gpu_and_a_cpu_job_none(run_bootstrap):
+    """resources.gpus: docker run gets --gpus all (before the image, so it is docker's option, not the
+    command's); a job without gpus, or with only vcpus and memory, gets no --gpus."""
+    gpu = run_bootstrap(make_job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 1}))
+    [argv] = gpu.docker("run")
+    image = argv.index(make_job()["image"])
+    assert argv[image - 2:image] == ["--gpus", "all"] and argv.count("--gpus") == 1
+    assert argv[image + 1:] == make_job()["command"]
+
+    for job in (make_job(), make_job(resources={"vcpus": 4, "memoryGiB": 16})):
+        run = run_bootstrap(job)
+        [argv] = run.docker("run")[-1:]
+        assert "--gpus" not in argv and make_job()["image"] in argv

@@ -211,6 +211,16 @@ def test_local_stack_prints_the_job_events_it_published(stack, finished):
     assert printed == expected
 
 
+def test_schedule_gpus_asks_for_gpu_types(stack):
+    """--gpus 1 with --vcpus and --memory: resources.gpus, and only GPU types; --gpus alone is refused."""
+    job = schedule(stack, "--image", "busybox:1.36", "--at", "+1h", "--vcpus", "4", "--memory", "16", "--gpus", "1")
+    assert job["resources"] == {"vcpus": 4, "memoryGiB": 16, "gpus": 1}
+    assert job["instanceTypes"] and all(t.startswith(("g", "p")) for t in job["instanceTypes"])
+    ok(run(stack, "cancel", job["jobId"]))
+    alone = run(stack, "schedule", "--image", "busybox:1.36", "--gpus", "1")
+    assert alone.returncode != 0 and "--gpus" in alone.stderr
+
+
 def test_schedule_takes_an_option_for_every_job_shape_field(stack):
     """--vcpus/--memory, --max-price, --retry..., --keep-on-failure become the body's fields; release of a job
     that is not held is refused by the API (exit 4, saying why)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 
 from chalicelib import config, jobs, statuses, store
 from tests import events
@@ -292,10 +293,10 @@ def test_sweeper_terminates_strays_and_ends_orphans(api, aws):
     ec2.terminate_instances(InstanceIds=[foreign["Instances"][0]["InstanceId"]])
 
 
-def job_template_versions(aws) -> dict[str, str]:
-    """Versions of the stack's launch template other than its own: description -> number."""
+def job_template_versions(aws, template: str | None = None) -> dict[str, str]:
+    """Versions of the stack's launch template (or of ``template``) other than its own: description -> number."""
     versions = boto3.client("ec2").describe_launch_template_versions(
-        LaunchTemplateId=aws.launch_template_id)["LaunchTemplateVersions"]
+        LaunchTemplateId=template or aws.launch_template_id)["LaunchTemplateVersions"]
     return {v.get("VersionDescription", ""): str(v["VersionNumber"]) for v in versions if not v["DefaultVersion"]}
 
 
@@ -330,17 +331,19 @@ def test_execution_stopped_mid_request_leaves_no_launch_template_version(api, aw
     assert live_instances() == [] and store.get(job["jobId"])["status"] == jobs.FAILED
 
 
-def test_sweeper_deletes_launch_template_versions_of_ended_or_unknown_jobs(api, aws):
-    """Versions left by jobs that ended or never existed go; those of a job in flight, and versions
-    that are not a job's, stay."""
+@pytest.mark.parametrize("kind", ["launch_template_id", "gpu_launch_template_id"])
+def test_sweeper_deletes_launch_template_versions_of_ended_or_unknown_jobs(api, aws, kind):
+    """Versions left by jobs that ended or never existed go, from the CPU and the GPU launch template alike;
+    those of a job in flight, and versions that are not a job's, stay."""
     import uuid
 
     from app import sweeper
 
     ec2 = boto3.client("ec2")
+    template = getattr(aws, kind)
 
     def version(description: str) -> None:
-        ec2.create_launch_template_version(LaunchTemplateId=aws.launch_template_id, SourceVersion="1",
+        ec2.create_launch_template_version(LaunchTemplateId=template, SourceVersion="1",
                                            VersionDescription=description, LaunchTemplateData={})
 
     running = schedule(api)
@@ -352,11 +355,11 @@ def test_sweeper_deletes_launch_template_versions_of_ended_or_unknown_jobs(api, 
     for description in (running["jobId"], ended["jobId"], unknown, "a version someone else made"):
         version(description)
     sweeper({}, None)
-    assert sorted(job_template_versions(aws)) == sorted([running["jobId"], "a version someone else made"])
+    assert sorted(job_template_versions(aws, template)) == sorted([running["jobId"], "a version someone else made"])
     Instance(api, running["jobId"]).callback(0)
     wait_terminal(running["jobId"])
     sweeper({}, None)
-    assert list(job_template_versions(aws)) == ["a version someone else made"]
+    assert list(job_template_versions(aws, template)) == ["a version someone else made"]
 
 
 def sweeper_schedule(aws) -> str:

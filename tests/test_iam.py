@@ -63,7 +63,8 @@ def functions(synth: Synth) -> set[str]:
 @pytest.fixture
 def enforce(aws, synth: Synth, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., iam.Enforcement]]:
     """Turn IAM on, with the template's policies (optionally less some actions, to prove they are needed)."""
-    paths = {name: synth.logical_id(f"{name}/Resource") for name in ("Jobs", "JobWorkflow", "JobLogs", "JobInstance")}
+    paths = {name: synth.logical_id(f"{name}/Resource")
+             for name in ("Jobs", "JobWorkflow", "JobLogs", "JobInstance", "GpuJobInstance")}
     names = iam.emulated_names(synth.template, paths, aws)
     with ExitStack() as stack:
         def start(without: Collection[str] = (), workflow_without: Collection[str] = ()) -> iam.Enforcement:
@@ -305,6 +306,34 @@ def test_retry_debug_hold_release_and_price_cap_run_under_the_roles_policies(api
                                                                            ["Failed", jobs.TERMINATED_NOK])
     assert enforced.denied() == []
     assert (state(first.instance_id), state(second.instance_id)) == ("terminated", "terminated")
+
+
+@pytest.mark.slow
+def test_a_gpu_job_runs_and_is_cleaned_up_under_the_roles_policies(api, aws, enforce):
+    """A GPU job is sized (DescribeInstanceTypes), launched from the GPU launch template (its versions made and
+    deleted by the workflow's role) and finished; a GPU template version a stopped execution left behind is
+    deleted by OnExecutionEnded under the API's role. Nothing is refused."""
+    enforced = enforce()
+    body = {"image": HELLO["image"], "maxRuntimeSeconds": 60, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 1}}
+    job = http(enforced, api, "POST", "/jobs", body).json_body
+    instance = Instance(api, job["jobId"])
+    wait_for(job["jobId"], {jobs.RUNNING})
+    with enforced.as_function("APIHandler"):
+        assert instance.callback(0).status_code == 202
+    assert wait_terminal(job["jobId"])["status"] == jobs.TERMINATED_OK
+    created = [c for c in enforced.calls if c.action == "ec2:CreateLaunchTemplateVersion"]
+    assert [c.resource.rsplit("/", 1)[1] for c in created] == [aws.gpu_launch_template_id]
+    stopped = http(enforced, api, "POST", "/jobs", {**body, "scheduledAt": LATER}).json_body
+    ec2 = boto3.client("ec2")
+    leftover = ec2.create_launch_template_version(
+        LaunchTemplateId=aws.gpu_launch_template_id, SourceVersion="1", VersionDescription=stopped["jobId"],
+        LaunchTemplateData={"UserData": ""})["LaunchTemplateVersion"]["VersionNumber"]
+    boto3.client("stepfunctions").stop_execution(executionArn=stopped["executionArn"])
+    event = events.execution_status_change(stopped["executionArn"], aws.state_machine_arn, "ABORTED")
+    assert invoke(enforced, "OnExecutionEnded", event)["ended"] == jobs.FAILED
+    versions = ec2.describe_launch_template_versions(LaunchTemplateId=aws.gpu_launch_template_id)
+    assert leftover not in [v["VersionNumber"] for v in versions["LaunchTemplateVersions"]]
+    assert enforced.denied() == []
 
 
 # --- the events are AWS's documented shapes ----------------------------------------------------------------

@@ -14,11 +14,22 @@ import boto3
 from moto.ec2.models import EC2Backend
 from rich.console import Console
 
-from chalicelib import events, jobs, lifecycle, store
+from chalicelib import bootstrap, cost, events, jobs, lifecycle, resources, store
 from jobscheduler import render
+from jobscheduler.local.cloud import CPU_IMAGE, GPU_IMAGE
 from tests import events as test_events
 from tests.faults import SPOT_ABOVE_CAP, injected
-from tests.support import Instance, instances, live_instances, post_job, wait_for, wait_terminal, wait_until
+from tests.support import (
+    Instance,
+    instances,
+    live_instances,
+    post_job,
+    states_passed,
+    wait_for,
+    wait_terminal,
+    wait_until,
+)
+from tests.test_workflow import HAPPY_PATH
 
 HELLO = {"image": "hello-world:latest", "maxRuntimeSeconds": 60, "instanceTypes": ["m5.large"]}
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -363,13 +374,96 @@ def test_burstable_types_only_when_the_job_says_so(api):
 
 
 def test_resources_bad_inputs_name_the_field(api):
-    """With instanceTypes, more than any type has, out of range, or an unknown key (GPUs are not offered)."""
+    """With instanceTypes, more than any type has, out of range, or an unknown key."""
     base = {"image": "hello-world:latest"}
     cases = [({**base, "instanceTypes": ["m5.large"], "resources": {"vcpus": 2, "memoryGiB": 4}}, "resources"),
              ({**base, "resources": {"vcpus": 448, "memoryGiB": 24576}}, "resources"),
              ({**base, "resources": {"vcpus": 0, "memoryGiB": 4}}, "resources.vcpus"),
              ({**base, "resources": {"vcpus": 2, "memoryGiB": "4"}}, "resources.memoryGiB"),
              ({**base, "resources": {"vcpus": 2}}, "resources.memoryGiB"),
-             ({**base, "resources": {"vcpus": 2, "memoryGiB": 4, "gpus": 1}}, "resources.gpus")]
+             ({**base, "resources": {"vcpus": 2, "memoryGiB": 4, "cpus": 1}}, "resources.cpus")]
     for body, field in cases:
         assert refused(api, body) == field, body
+
+
+# --- resources.gpus ------------------------------------------------------------------------------------------
+
+GPU_JOB = {"image": "python:3.12-slim", "maxRuntimeSeconds": 60, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 1}}
+
+
+def test_a_gpu_job_gets_gpu_types_and_runs_from_the_gpu_launch_template(api, aws):
+    """gpus 1: every chosen type has a whole NVIDIA GPU and nothing else accelerated, fewest GPUs and closest
+    fit first; the execution's launch template version, fleet and clean-up are the GPU template's, and the
+    instance boots its image."""
+    job = post_job(api, GPU_JOB).json_body
+    chosen = job["instanceTypes"]
+    assert 1 <= len(chosen) <= 20 and job["resources"] == GPU_JOB["resources"]
+    for name, kind in described(chosen).items():
+        assert resources.nvidia_gpus(kind) >= 1 and not {"FpgaInfo", "InferenceAcceleratorInfo"} & set(kind), name
+        assert kind["VCpuInfo"]["DefaultVCpus"] >= 4 and kind["MemoryInfo"]["SizeInMiB"] >= 16 * 1024, name
+    assert "g4dn.xlarge" in chosen[:2] and "g6f.xlarge" not in chosen  # a fraction of a GPU is not a GPU
+    Instance(api, job["jobId"]).callback(0)
+    done = wait_terminal(job["jobId"])
+    assert done["status"] == jobs.TERMINATED_OK and done["attempts"][0]["instanceType"] in chosen
+    (created,) = scheduled_parameters(done["executionArn"], "CreateLaunchTemplateVersion")
+    assert (created["LaunchTemplateId"], created["SourceVersion"]) == (aws.gpu_launch_template_id, "1")
+    (fleet,) = scheduled_parameters(done["executionArn"], "RequestCapacity")
+    assert fleet["LaunchTemplateConfigs"][0]["LaunchTemplateSpecification"]["LaunchTemplateId"] == \
+        aws.gpu_launch_template_id
+    (deleted,) = scheduled_parameters(done["executionArn"], "DeleteLaunchTemplateVersion")
+    assert deleted["LaunchTemplateId"] == aws.gpu_launch_template_id
+    (instance,) = instances()
+    assert instance["ImageId"] == GPU_IMAGE and instance["InstanceType"] in chosen
+    assert states_passed(done["executionArn"]) == HAPPY_PATH  # no state added for choosing the template
+
+
+def test_a_cpu_job_keeps_the_stacks_launch_template_and_no_gpu_types(api, aws):
+    """Without gpus: no GPU type, and the launch goes through the stack's own template and image."""
+    job = post_job(api, {**GPU_JOB, "resources": {"vcpus": 4, "memoryGiB": 16}}).json_body
+    assert not any("GpuInfo" in kind for kind in described(job["instanceTypes"]).values())
+    Instance(api, job["jobId"]).callback(0)
+    done = wait_terminal(job["jobId"])
+    (fleet,) = scheduled_parameters(done["executionArn"], "RequestCapacity")
+    assert fleet["LaunchTemplateConfigs"][0]["LaunchTemplateSpecification"]["LaunchTemplateId"] == \
+        aws.launch_template_id
+    (instance,) = instances()
+    assert instance["ImageId"] == CPU_IMAGE
+
+
+def test_a_gpu_jobs_user_data_gives_the_container_every_gpu(api):
+    """The user data of the GPU job's launch template version runs docker with --gpus all; a CPU job's does not."""
+    gpu = post_job(api, {**GPU_JOB, "scheduledAt": LATER}).json_body
+    cpu = post_job(api, {**HELLO, "scheduledAt": LATER}).json_body
+    scripts = {}
+    for job in (gpu, cpu):
+        execution = boto3.client("stepfunctions").describe_execution(executionArn=job["executionArn"])
+        scripts[job["jobId"]] = bootstrap.decode_user_data(json.loads(execution["input"])["userData"])
+        assert api.http.post(f"/jobs/{job['jobId']}/cancel").status_code == 202
+    assert "JS_GPUS=1" in scripts[gpu["jobId"]] and "JS_GPUS=0" in scripts[cpu["jobId"]]
+
+
+def test_gpus_bad_inputs_name_the_field(api):
+    """Not a whole number of at least 1 (at most 16), or more GPUs than any type has: a 400 naming the field."""
+    base = {"image": "hello-world:latest"}
+    cases = [({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 0}}, "resources.gpus"),
+             ({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 1.5}}, "resources.gpus"),
+             ({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": "1"}}, "resources.gpus"),
+             ({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 17}}, "resources.gpus"),
+             ({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": True}}, "resources.gpus"),
+             ({**base, "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 16}}, "resources"),
+             ({**base, "resources": {"vcpus": 448, "memoryGiB": 16, "gpus": 1}}, "resources"),
+             ({**base, "instanceTypes": ["g4dn.xlarge"], "resources": {"vcpus": 4, "memoryGiB": 16, "gpus": 1}},
+              "resources")]
+    for body, field in cases:
+        assert refused(api, body) == field, body
+
+
+def test_the_cost_table_prices_the_common_gpu_types_and_no_others():
+    """g4dn, g5 and g6 from xlarge to 16xlarge have an On-Demand price; any other GPU type's is null, never guessed."""
+    for family in ("g4dn", "g5", "g6"):
+        for size in ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"):
+            assert cost.on_demand_price(f"{family}.{size}", "us-east-1") is not None, f"{family}.{size}"
+    assert cost.on_demand_price("p5.48xlarge", "us-east-1") is None
+    attempt = {"launchedAt": "2026-12-01T10:00:00Z", "endedAt": "2026-12-01T11:00:00Z", "lifecycle": "on-demand"}
+    assert cost.estimate([{**attempt, "onDemandPrice": "0.526"}])["estimated"] == 0.526
+    assert cost.estimate([{**attempt, "onDemandPrice": None}])["estimated"] is None

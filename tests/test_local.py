@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from chalicelib.statuses import TERMINAL
+from jobscheduler.local.cloud import GPU_IMAGE
 from jobscheduler.local.stack import wait_serving
 from tests.conftest import example_bodies, load
 from tests.support import wait_until
@@ -32,6 +33,8 @@ pytestmark = pytest.mark.slow
 EXPECTED = {
     "env-and-command.json": ("TerminatedOK", 0),
     "failing-command.json": ("TerminatedNOK", 3),
+    # No GPU here: the emulator drops --gpus all (saying so) and the script finds no nvidia-smi, then trains.
+    "gpu-training.json": ("TerminatedOK", 0),
     "hello-world.json": ("TerminatedOK", 0),
     "nightly.json": ("TerminatedOK", 0),
     # Fails at random with exit 3, run again up to 3 runs in all: either one run finally exits 0,
@@ -182,6 +185,24 @@ def test_local_container_output_reaches_cloudwatch_logs(stack, examples):
     events = logs.get_log_events(logGroupName=group["logGroupName"],
                                  logStreamName=f"{job['jobId']}/{job['instanceId']}")["events"]
     assert [e["message"] for e in events] == ["hello spot capacity"]
+
+
+def test_local_gpu_job_runs_from_the_gpu_template_without_a_gpu_and_says_so(stack, examples):
+    """The GPU example launched from the GPU launch template's image; its log stream says --gpus all was
+    dropped (no GPU here), then has the script's output."""
+    job = examples["gpu-training.json"]
+    (attempt,) = job["attempts"]
+    assert attempt["instanceType"] in job["instanceTypes"] and job["instanceTypes"][0].startswith("g")
+    ec2 = stack.client("ec2")
+    (reservation,) = ec2.describe_instances(InstanceIds=[job["instanceId"]])["Reservations"]
+    assert reservation["Instances"][0]["ImageId"] == GPU_IMAGE
+    logs = stack.client("logs")
+    (group,) = logs.describe_log_groups(logGroupNamePrefix="/jobscheduler/")["logGroups"]
+    events = logs.get_log_events(logGroupName=group["logGroupName"],
+                                 logStreamName=f"{job['jobId']}/{job['instanceId']}")["events"]
+    messages = [e["message"] for e in events]
+    assert messages[0] == "[local docker] no GPU on this machine: --gpus all is ignored, the job runs without one"
+    assert messages[-1] == "trained: y = 3.00 x + 1.00"
 
 
 def test_local_interrupt_moves_the_job_to_a_second_instance(stack):

@@ -138,7 +138,13 @@ JOB_BODIES: list[tuple[str | None, Any]] = [
     ("resources.vcpus", job(resources={"vcpus": 1.5, "memoryGiB": 16})),
     ("resources.memoryGiB", job(resources={"vcpus": 4, "memoryGiB": 0.25})),
     ("resources.burstable", job(resources={"vcpus": 4, "memoryGiB": 16, "burstable": "yes"})),
-    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 1})),
+    (None, job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 1})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 0})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 1.5})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": "1"})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 17})),
+    ("resources.gpus", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": True})),
+    ("resources.cpus", job(resources={"vcpus": 4, "memoryGiB": 16, "cpus": 4})),
 ]
 # What a schema cannot say: the calendar, one field against another, the deployment, the rendered script.
 CODE_RULES: list[tuple[str, Any]] = [
@@ -158,6 +164,7 @@ CODE_RULES: list[tuple[str, Any]] = [
                   maxRuntimeSeconds=2592000, retry={"attempts": 10})),
     ("resources", job(resources={"vcpus": 4, "memoryGiB": 16}, instanceTypes=["m5.large"])),
     ("resources", job(resources={"vcpus": 448, "memoryGiB": 24576})),
+    ("resources", job(resources={"vcpus": 4, "memoryGiB": 16, "gpus": 16})),
 ]
 OK = {"status": "FinishedOK", "exitCode": 0}
 CALLBACK_BODIES: list[tuple[str | None, Any]] = [

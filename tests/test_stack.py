@@ -141,7 +141,6 @@ def test_workflow_substitutions_are_the_asl_placeholders(synth: Synth) -> None:
     values = machine["Properties"]["DefinitionSubstitutions"]
     assert set(values) == definition.placeholders()
     assert values["JobsTable"] == {"Ref": synth.logical_id("Jobs/Resource")}
-    assert values["LaunchTemplateId"] == {"Ref": synth.logical_id("JobInstance/Resource")}
     assert values["StackTag"] == DEFAULT_STACK_NAME
 
 
@@ -195,15 +194,22 @@ def test_workflow_role_is_scoped_to_this_table_template_and_instance_role(synth:
     table = synth.logical_id("Jobs/Resource")
     assert by_sid["JobRecords"]["Resource"] == {"Fn::GetAtt": [table, "Arn"]}
     launch = {flat(r) for r in by_sid["LaunchFromTemplate"]["Resource"]}
-    named = {f":launch-template/<{synth.logical_id('JobInstance/Resource')}>",
-             f":security-group/<{synth.logical_id('Network/JobInstances/Resource')}.GroupId>",
+    templates = {f":launch-template/<{synth.logical_id(f'{name}/Resource')}>"
+                 for name in ("JobInstance", "GpuJobInstance")}
+    named = {*templates, f":security-group/<{synth.logical_id('Network/JobInstances/Resource')}.GroupId>",
              *(f":subnet/<{subnet}>" for subnet in synth.resources("AWS::EC2::Subnet"))}
     assert {arn for arn in launch if any(arn.endswith(n) for n in named)} and all(
         any(arn.endswith(n) for arn in launch) for n in named)
-    template = synth.template["Resources"][synth.logical_id("JobInstance/Resource")]
-    image_parameter = template["Properties"]["LaunchTemplateData"]["ImageId"]["Ref"]
-    image = f"arn:<AWS::Partition>:ec2:{REGION}::image/<{image_parameter}>"
-    assert {arn for arn in launch if ":image/" in arn} == {image}
+    assert {arn.split(":ec2:", 1)[1].split(":", 2)[2] for arn in launch if ":launch-template/" in arn} == {
+        t.lstrip(":") for t in templates}
+    images = set()
+    for name in ("JobInstance", "GpuJobInstance"):
+        template = synth.template["Resources"][synth.logical_id(f"{name}/Resource")]
+        image_parameter = template["Properties"]["LaunchTemplateData"]["ImageId"]["Ref"]
+        images.add(f"arn:<AWS::Partition>:ec2:{REGION}::image/<{image_parameter}>")
+    assert {arn for arn in launch if ":image/" in arn} == images and len(images) == 2
+    versions = {flat(r) for r in by_sid["JobLaunchTemplateVersions"]["Resource"]}
+    assert {arn.rsplit(":", 1)[1] for arn in versions} == {t.split(":", 1)[1] for t in templates}
     wildcards = {arn.rsplit(":", 1)[1] for arn in launch if "*" in arn}
     assert wildcards == {"fleet/*", "instance/*", "volume/*", "network-interface/*", "spot-instances-request/*"}
     passing = by_sid["PassInstanceRole"]
@@ -255,9 +261,14 @@ def test_terminate_only_instances_tagged_by_this_stack(synth: Synth) -> None:
         assert flat(statement["Resource"]).endswith(f":ec2:{REGION}:{ACCOUNT}:instance/*")
 
 
-def test_launch_template_is_hardened(synth: Synth) -> None:
-    """IMDSv2 with hop limit 2 and tags, terminate on shutdown, encrypted gp3, ECS-optimised AL2023."""
-    (template,) = synth.resources("AWS::EC2::LaunchTemplate").values()
+@pytest.mark.parametrize(("name", "image_parameter"), [
+    ("JobInstance", "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"),
+    ("GpuJobInstance", "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id")])
+def test_launch_template_is_hardened(synth: Synth, name: str, image_parameter: str) -> None:
+    """IMDSv2 with hop limit 2 and tags, terminate on shutdown, encrypted gp3, ECS-optimised AL2023
+    (the GPU jobs' template: its GPU variant)."""
+    assert len(synth.resources("AWS::EC2::LaunchTemplate")) == 2
+    template = synth.template["Resources"][synth.logical_id(f"{name}/Resource")]
     data = template["Properties"]["LaunchTemplateData"]
     assert data["MetadataOptions"] == {"HttpTokens": "required", "HttpPutResponseHopLimit": 2,
                                        "InstanceMetadataTags": "enabled"}
@@ -266,7 +277,8 @@ def test_launch_template_is_hardened(synth: Synth) -> None:
     assert root["Ebs"] | {"VolumeSize": 0} == {"Encrypted": True, "VolumeType": "gp3", "VolumeSize": 0,
                                                "DeleteOnTermination": True}
     image = synth.template["Parameters"][data["ImageId"]["Ref"]]
-    assert image["Default"] == "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
+    assert image["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    assert image["Default"] == image_parameter
     assert data["TagSpecifications"] == [{"ResourceType": "volume",
                                           "Tags": [{"Key": TAG_STACK, "Value": DEFAULT_STACK_NAME}]}]
     assert "UserData" not in data  # each job's user data comes with its fleet request
@@ -365,6 +377,12 @@ def test_api_functions_use_the_stacks_role_and_configuration(synth: Synth) -> No
         assert variables[config.JOBS_TABLE] == {"Ref": synth.logical_id("Jobs/Resource")}
         assert variables[config.STATE_MACHINE_ARN] == {"Ref": synth.logical_id("JobWorkflow/Resource")}
         assert variables[config.LAUNCH_TEMPLATE_ID] == {"Ref": synth.logical_id("JobInstance/Resource")}
+        for template, id_name, version_name in (
+                ("JobInstance", config.LAUNCH_TEMPLATE_ID, config.LAUNCH_TEMPLATE_VERSION),
+                ("GpuJobInstance", config.GPU_LAUNCH_TEMPLATE_ID, config.GPU_LAUNCH_TEMPLATE_VERSION)):
+            assert variables[id_name] == {"Ref": synth.logical_id(f"{template}/Resource")}
+            assert variables[version_name] == {
+                "Fn::GetAtt": [synth.logical_id(f"{template}/Resource"), "DefaultVersionNumber"]}
         assert variables[config.STACK_TAG] == DEFAULT_STACK_NAME
         assert variables[config.JOB_LOG_GROUP] == {"Ref": synth.logical_id("JobLogs/Resource")}
         assert variables[config.SECRET_PARAMETER_PREFIX] == "/jobscheduler/"
@@ -761,3 +779,21 @@ def test_only_the_instance_role_may_be_reached_by_session_manager(synth: Synth) 
     for group in synth.resources("AWS::EC2::SecurityGroup").values():
         assert not group["Properties"].get("SecurityGroupIngress")
     assert not synth.resources("AWS::EC2::SecurityGroupIngress")
+
+
+def test_no_role_reads_the_image_parameters(synth: Synth) -> None:
+    """CloudFormation resolves both image parameters (public SSM parameters) at deploy time, as the deployer:
+    no role of the stack may read them, and the only SSM grant, on the instance role, is the job's own
+    parameters; Session Manager's managed policy is on the instance role alone (see above)."""
+    parameters = {p["Default"] for p in synth.template["Parameters"].values()
+                  if p["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"}
+    assert parameters == {"/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+                          "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id"}
+    ssm_grants = [s for s in all_statements(synth) if any(a.startswith("ssm:") for a in actions(s))]
+    assert [s["Sid"] for s in ssm_grants] == ["ReadJobParameters"]
+    assert "/aws/service" not in json.dumps(ssm_grants)
+    (holder,) = [logical for logical, resource in synth.template["Resources"].items()
+                 if resource["Type"] == "AWS::IAM::Policy"
+                 and "ReadJobParameters" in json.dumps(resource["Properties"]["PolicyDocument"])]
+    roles = synth.template["Resources"][holder]["Properties"]["Roles"]
+    assert roles == [{"Ref": synth.logical_id("InstanceRole/Resource")}]

@@ -1,9 +1,10 @@
 """moto in server mode on 127.0.0.1, and the stack's resources created in it.
 
 The resources mirror the CDK stack (the tests create them too): the job table
-from the runtime's own definition, a launch template that terminates on
-shutdown, the default VPC's subnets, a log group for the containers' output,
-and the state machine from the one ASL file.
+from the runtime's own definition, two launch templates that terminate on
+shutdown (the CPU jobs', and the GPU jobs' on a GPU image moto knows), the
+default VPC's subnets, a log group for the containers' output, and the state
+machine from the one ASL file.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account: every local resource lives in it
 ACCOUNT_ROLE = f"arn:aws:iam::{ACCOUNT_ID}:role/jobscheduler-local-workflow"
+# Images of moto's own catalogue standing in for the stack's: any x86_64 one for CPU jobs,
+# a CUDA deep learning image for GPU jobs (the launch tells the two templates apart by it).
+CPU_IMAGE = "ami-12c6146b"
+GPU_IMAGE = "ami-9b32e8e2"
 # Variables that could send a client to a real account instead of the local endpoint.
 _REAL_ACCOUNT_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 
@@ -148,6 +153,10 @@ class LocalCloud:
     sweeper_rule: str
     # Recurring schedules: EventBridge Scheduler's group for this stack (see schedule_settings).
     schedule_group: str = ""
+    # The launch templates' versions the workflow builds on, and the GPU jobs' template.
+    launch_template_version: str = "1"
+    gpu_launch_template_id: str = ""
+    gpu_launch_template_version: str = "1"
 
     @classmethod
     def create(cls, session: boto3.session.Session, stack_tag: str = "local", table: str = "Jobs") -> LocalCloud:
@@ -156,15 +165,11 @@ class LocalCloud:
         ddb, ec2 = session.client("dynamodb"), session.client("ec2")
         ddb.create_table(**store.table_definition(table))
         subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
-        created = ec2.create_launch_template(
-            LaunchTemplateName=f"{stack_tag}-jobs",
-            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceInitiatedShutdownBehavior": "terminate"},
-        )["LaunchTemplate"]
-        template, version = created["LaunchTemplateId"], str(created["DefaultVersionNumber"])
+        template, version = _create_launch_template(ec2, f"{stack_tag}-jobs", CPU_IMAGE)
+        gpu_template, gpu_version = _create_launch_template(ec2, f"{stack_tag}-gpu-jobs", GPU_IMAGE)
         log_group = f"/jobscheduler/{stack_tag}/jobs"
         _create_log_group(session.client("logs"), log_group)
-        asl = definition.render({"JobsTable": table, "LaunchTemplateId": template,
-                                 "LaunchTemplateVersion": version, "StackTag": stack_tag})
+        asl = definition.render({"JobsTable": table, "StackTag": stack_tag})
         arn = session.client("stepfunctions").create_state_machine(
             name=f"{stack_tag}-jobs", definition=asl, roleArn=ACCOUNT_ROLE)["stateMachineArn"]
         # As in the CDK stack, the sweeper's schedule starts on; idle, the sweeper turns it off.
@@ -172,7 +177,8 @@ class LocalCloud:
         session.client("events").put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
         group = f"{stack_tag}-schedules"
         session.client("scheduler").create_schedule_group(Name=group)
-        return cls(table, arn, template, subnets, stack_tag, log_group, rule, group)
+        return cls(table, arn, template, subnets, stack_tag, log_group, rule, group, launch_template_version=version,
+                   gpu_launch_template_id=gpu_template, gpu_launch_template_version=gpu_version)
 
     def runtime_environment(self, api_url: str) -> dict[str, str]:
         """The runtime's settings for these resources, with timing fast enough to watch."""
@@ -181,6 +187,9 @@ class LocalCloud:
             config.JOBS_TABLE: self.table,
             config.STATE_MACHINE_ARN: self.state_machine_arn,
             config.LAUNCH_TEMPLATE_ID: self.launch_template_id,
+            config.LAUNCH_TEMPLATE_VERSION: self.launch_template_version,
+            config.GPU_LAUNCH_TEMPLATE_ID: self.gpu_launch_template_id,
+            config.GPU_LAUNCH_TEMPLATE_VERSION: self.gpu_launch_template_version,
             config.SUBNET_IDS: ",".join(self.subnet_ids),
             config.STACK_TAG: self.stack_tag,
             config.SWEEPER_RULE: self.sweeper_rule,
@@ -205,6 +214,15 @@ class LocalCloud:
             config.SCHEDULE_TARGET_ARN: f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.stack_tag}-on_schedule",
             config.SCHEDULER_ROLE_ARN: f"arn:aws:iam::{ACCOUNT_ID}:role/{self.stack_tag}-scheduler",
         }
+
+
+def _create_launch_template(ec2: Any, name: str, image: str) -> tuple[str, str]:
+    """A launch template that terminates on shutdown: its id and default version."""
+    created = ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={"ImageId": image, "InstanceInitiatedShutdownBehavior": "terminate"},
+    )["LaunchTemplate"]
+    return created["LaunchTemplateId"], str(created["DefaultVersionNumber"])
 
 
 def _create_log_group(logs: Any, name: str) -> None:

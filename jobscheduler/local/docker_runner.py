@@ -8,6 +8,12 @@ reported and the "container" exits 0. With an engine, ``run`` runs the image,
 under a name unique to the instance (every emulated instance shares this
 machine's one engine).
 
+A GPU job's ``--gpus all`` is accepted and dropped, saying so on the console
+and in the job's log stream: this machine has no GPU for the job (and an
+engine without NVIDIA's container toolkit would refuse the option), so the
+job runs as it would on a CPU, and a program that needs a GPU fails as it
+would on a machine without one.
+
 Either way the container's output reaches the console and the CloudWatch
 Logs group and stream of the awslogs ``--log-opt``s, through the emulator
 (see ``logship.py``): the engine's own awslogs driver would talk to real AWS.
@@ -46,6 +52,7 @@ class RunSpec:
     log_opts: dict[str, str] = field(default_factory=dict)
     image: str = ""
     command: list[str] = field(default_factory=list)
+    gpus: str = ""
 
 
 def parse_run(args: list[str]) -> RunSpec:
@@ -62,6 +69,8 @@ def parse_run(args: list[str]) -> RunSpec:
             spec.name = value
         elif option in ("-e", "--env"):
             spec.env.append(value)
+        elif option == "--gpus":
+            spec.gpus = value
         elif option == "--log-opt":
             key, _, setting = value.partition("=")
             spec.log_opts[key] = setting
@@ -122,6 +131,8 @@ def run(spec: RunSpec) -> int:
     """``docker run``: the container's exit code (125 if it could not start, as docker)."""
     shipper = _shipper(spec)
     try:
+        if spec.gpus:
+            _note(f"no GPU on this machine: --gpus {spec.gpus} is ignored, the job runs without one", shipper)
         real = os.environ.get(REAL_DOCKER)
         if real:
             argv = [real, "run", "--rm", "--name", _engine_name(spec.name)]
@@ -140,6 +151,13 @@ def run(spec: RunSpec) -> int:
     finally:
         if shipper:
             shipper.close()
+
+
+def _note(message: str, shipper: LogShipper | None) -> None:
+    # On the console, and in the job's log stream where its user reads the output.
+    say(message)
+    if shipper:
+        shipper.add(f"{PREFIX} {message}")
 
 
 def _supervise(argv: list[str], env: dict[str, str], spec: RunSpec, shipper: LogShipper | None) -> int:

@@ -127,6 +127,7 @@ def _header_values(
         "DEAD_MAN_MINUTES": str(_dead_man_minutes(job)),
         "KEEP_ON_FAILURE": str(_keep_on_failure(job)),
         "HEARTBEAT_INTERVAL": str(_heartbeat_interval(job)),
+        "GPUS": str(_gpus(job)),
         "ENV_ARGS": _env_args(env, secrets),
         "COMMAND": _array(job.get("command") or [], "command"),
         "SECRET_NAMES": _array(secrets, "secrets"),
@@ -193,6 +194,12 @@ def _keep_on_failure(job: Mapping[str, Any]) -> int:
     # A failed run's instance stays up this long for debugging (0: it shuts down at once).
     debug = job.get("debug") or {}
     return _positive_int(debug["keepOnFailureSeconds"], "debug.keepOnFailureSeconds") if debug else 0
+
+
+def _gpus(job: Mapping[str, Any]) -> int:
+    # The GPUs the job asked for (0: none); the container then gets every GPU of its instance.
+    gpus = (job.get("resources") or {}).get("gpus")
+    return _positive_int(gpus, "resources.gpus") if gpus is not None else 0
 
 
 def _heartbeat_interval(job: Mapping[str, Any]) -> int:

@@ -37,6 +37,7 @@ JS_ECR_REGION=@@ECR_REGION@@
 JS_DEAD_MAN_MINUTES=@@DEAD_MAN_MINUTES@@
 JS_KEEP_ON_FAILURE=@@KEEP_ON_FAILURE@@
 JS_HEARTBEAT_INTERVAL=@@HEARTBEAT_INTERVAL@@
+JS_GPUS=@@GPUS@@
 JS_ENV_ARGS=(@@ENV_ARGS@@)
 JS_COMMAND=(@@COMMAND@@)
 JS_SECRET_NAMES=(@@SECRET_NAMES@@)
@@ -287,6 +288,8 @@ prepare_container() { ensure_docker && pull_image && resolve_secrets; }
 
 build_docker_run() {
   JS_DOCKER_RUN=(docker run --name "$JS_CONTAINER_NAME" "${JS_ENV_ARGS[@]}")
+  # A GPU job's instance boots the GPU image, whose NVIDIA container toolkit hands docker the GPUs.
+  if ((JS_GPUS > 0)); then JS_DOCKER_RUN+=(--gpus all); fi
   if [[ -n $JS_LOG_GROUP ]]; then
     JS_DOCKER_RUN+=(--log-driver awslogs
       --log-opt "awslogs-group=$JS_LOG_GROUP"

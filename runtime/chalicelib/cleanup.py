@@ -89,7 +89,8 @@ def execution_ended(detail: dict[str, Any]) -> dict[str, Any]:
         return {"ignored": True}
     killed = terminate([i["InstanceId"] for i in live_instances(job_id)])
     ended = end_job(job_id, f"the workflow execution ended {status}")
-    delete_launch_template_versions(launch_template_versions().get(job_id, []))
+    for template in config.launch_template_ids():
+        delete_launch_template_versions(launch_template_versions(template).get(job_id, []), template)
     return {"jobId": job_id, "terminated": killed, "ended": ended}
 
 
@@ -115,14 +116,16 @@ def sweep(max_jobs: int = 200) -> dict[str, Any]:
     strays = [i["InstanceId"] for i in live_instances() if _stray(i)]
     terminate(strays)
     ended = [job_id for job_id in _orphaned_jobs(max_jobs) if end_job(job_id, "its workflow is no longer running")]
-    delete_launch_template_versions([number for job_id, numbers in launch_template_versions().items()
-                                     if _left_over(job_id) for number in numbers])
+    for template in config.launch_template_ids():
+        delete_launch_template_versions([number for job_id, numbers in launch_template_versions(template).items()
+                                         if _left_over(job_id) for number in numbers], template)
     return {"terminated": strays, "ended": ended, "sleeping": _sleep_if_idle()}
 
 
-def launch_template_versions() -> dict[str, list[str]]:
-    """The versions of this stack's launch template that the workflow made, by job id (their description)."""
-    template = os.environ.get(config.LAUNCH_TEMPLATE_ID)
+def launch_template_versions(template: str | None = None) -> dict[str, list[str]]:
+    """The versions of a launch template of this stack (default: the CPU jobs') that the workflow made,
+    by job id (their description)."""
+    template = template or os.environ.get(config.LAUNCH_TEMPLATE_ID)
     if not template:
         return {}
     found: dict[str, list[str]] = {}
@@ -137,9 +140,9 @@ def launch_template_versions() -> dict[str, list[str]]:
     return found
 
 
-def delete_launch_template_versions(numbers: list[str]) -> list[str]:
-    """Delete these versions of this stack's launch template; returns the numbers asked for."""
-    template = os.environ.get(config.LAUNCH_TEMPLATE_ID)
+def delete_launch_template_versions(numbers: list[str], template: str | None = None) -> list[str]:
+    """Delete these versions of a launch template of this stack (default: the CPU jobs'); returns the numbers."""
+    template = template or os.environ.get(config.LAUNCH_TEMPLATE_ID)
     if not template or not numbers:
         return []
     for start in range(0, len(numbers), VERSIONS_PER_DELETE):

@@ -169,3 +169,22 @@ def scheduler_role_arn() -> str:
 def schedule_dead_letter_arn() -> str | None:
     """The SQS queue a firing goes to when every delivery attempt failed (unset: none)."""
     return os.environ.get(SCHEDULE_DEAD_LETTER_ARN) or None
+
+
+# Launch templates: each capacity request is a version of the job's, made from the stack's own version.
+LAUNCH_TEMPLATE_VERSION = "LAUNCH_TEMPLATE_VERSION"
+# The GPU jobs' launch template: the same, on the GPU variant of the stack's image.
+GPU_LAUNCH_TEMPLATE_ID = "GPU_LAUNCH_TEMPLATE_ID"
+GPU_LAUNCH_TEMPLATE_VERSION = "GPU_LAUNCH_TEMPLATE_VERSION"
+
+
+def launch_template(gpus: bool) -> dict[str, str]:
+    """The launch template (``id``, ``version``) a job's instances launch from: the GPU one for a GPU job."""
+    if gpus:
+        return {"id": os.environ[GPU_LAUNCH_TEMPLATE_ID], "version": os.environ[GPU_LAUNCH_TEMPLATE_VERSION]}
+    return {"id": os.environ[LAUNCH_TEMPLATE_ID], "version": os.environ[LAUNCH_TEMPLATE_VERSION]}
+
+
+def launch_template_ids() -> list[str]:
+    """Every launch template of the stack whose versions the workflow makes (unset ones left out)."""
+    return [t for t in (os.environ.get(LAUNCH_TEMPLATE_ID), os.environ.get(GPU_LAUNCH_TEMPLATE_ID)) if t]

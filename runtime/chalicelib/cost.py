@@ -8,9 +8,10 @@
   what the same runtime would have cost On-Demand.
 
 On-Demand prices come from a small table bundled here, not from the Pricing
-API: us-east-1 Linux list prices for the default instance types and the
-examples' types. Outside that table the saving is unknown (``null``), never
-guessed. Storage, data transfer and the other services are not included.
+API: us-east-1 Linux list prices for the default instance types, the
+examples' types and the common GPU types (g4dn, g5, g6 up to 16xlarge).
+Outside that table the saving is unknown (``null``), never guessed. Storage,
+data transfer and the other services are not included.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ ON_DEMAND_USD_PER_HOUR: dict[str, dict[str, str]] = {
         "m5a.large": "0.086", "c7i.large": "0.08925", "c6i.large": "0.085", "c5.large": "0.085",
         "t3.micro": "0.0104", "t3a.micro": "0.0094", "t2.micro": "0.0116", "t3.small": "0.0208",
         "t3.medium": "0.0416", "t3.large": "0.0832",
+        # The common NVIDIA GPU families (a job with resources.gpus gets the closest fits first).
+        "g4dn.xlarge": "0.526", "g4dn.2xlarge": "0.752", "g4dn.4xlarge": "1.204", "g4dn.8xlarge": "2.176",
+        "g4dn.12xlarge": "3.912", "g4dn.16xlarge": "4.352",
+        "g5.xlarge": "1.006", "g5.2xlarge": "1.212", "g5.4xlarge": "1.624", "g5.8xlarge": "2.448",
+        "g5.12xlarge": "5.672", "g5.16xlarge": "4.096",
+        "g6.xlarge": "0.8048", "g6.2xlarge": "0.9776", "g6.4xlarge": "1.3232", "g6.8xlarge": "2.0144",
+        "g6.12xlarge": "4.6016", "g6.16xlarge": "3.3968",
     },
 }
 MIN_BILLED_SECONDS = 60

@@ -55,6 +55,7 @@ def execution_input(job: Job, user_data: str) -> dict[str, Any]:
         "maxRuntimeSeconds": job["maxRuntimeSeconds"],
         **beats,
         "userData": user_data,
+        "launchTemplate": config.launch_template(gpus=bool((job.get("resources") or {}).get("gpus"))),
         "overrides": _overrides(job, job.get("maxPrice") if policy != "on-demand" else None),
         **_price_cap(job, fallback),
         **({"retry": {"delaySeconds": job["retry"]["delaySeconds"]}} if job.get("retry") else {}),
