@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from chalice.test import Client
 from moto import mock_aws
@@ -58,13 +61,35 @@ def stack_tag() -> str:
 @pytest.fixture
 def aws(credentials: None, stack_tag: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalCloud]:
     """moto with state machine execution on: the table, launch template, subnets and workflow."""
+    threads_before = set(threading.enumerate())
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         runtime_aws.reset()
         cloud = create_cloud(stack_tag=stack_tag)
         for name, value in {**cloud.runtime_environment("http://127.0.0.1:9"), **FAST_TIMING}.items():
             monkeypatch.setenv(name, value)
         yield cloud
+        _stop_executions(cloud, threads_before)
         runtime_aws.reset()
+
+
+def _stop_executions(cloud: LocalCloud, threads_before: set[threading.Thread]) -> None:
+    """Stop the test's executions still running and wait for their threads to end.
+
+    moto runs each execution in a thread of this process; one left running would carry on
+    into the next test's fresh backend (same table name) and write a job into it.
+    """
+    sfn = boto3.client("stepfunctions")
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=cloud.state_machine_arn,
+                                                                statusFilter="RUNNING"):
+        for execution in page["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"])
+    # A stopped execution ends at its next state; a task under way finishes first (milliseconds).
+    # A Wait state sleeping on may not notice the stop: it is not waited for beyond the second.
+    deadline = time.monotonic() + 1
+    for thread in set(threading.enumerate()) - threads_before:
+        target = getattr(thread, "_target", None)  # the function a running thread was started on
+        if getattr(target, "__module__", "").startswith("moto.stepfunctions"):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture
