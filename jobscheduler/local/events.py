@@ -202,8 +202,12 @@ class JobChangeStream:
             detail = event.get("detail", {})
             self.console.print(f"[magenta]event[/magenta] {event.get('detail-type')}  {detail.get('jobId')}  "
                                f"{detail.get('previousStatus') or '-'} -> [bold]{detail.get('status')}[/bold]")
-            self.sqs.delete_message(QueueUrl=self.wiring.queue_url, ReceiptHandle=message["ReceiptHandle"])
             shown.append(event)
+        if messages:
+            # One call for the whole receive (at most ten, as DeleteMessageBatch takes), not one a message:
+            # in a burst the emulator answers the workflow's calls first.
+            self.sqs.delete_message_batch(QueueUrl=self.wiring.queue_url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
         return shown
 
     def _first_iterator(self) -> str:
