@@ -26,7 +26,7 @@ chromium:
 	fi
 
 test: install
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 3
 
 # The whole system on this machine: hello-world runs to its end, then it keeps serving until Ctrl-C.
 run: install
