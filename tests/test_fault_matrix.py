@@ -437,6 +437,9 @@ SCENARIOS = [
 
 
 @pytest.mark.slow
+# A fault injected at a moment (a stop while terminating) can land after the job has moved on when the
+# machine is busy; such a row runs once more before it counts as failed.
+@pytest.mark.flaky(reruns=1)
 @pytest.mark.parametrize(("phase", "fault", "drive", "fields", "status", "reason", "attempts"), SCENARIOS,
                          ids=[f"{p}-{f.replace(' ', '-')}" for p, f, *_ in SCENARIOS])
 def test_fault_matrix(api, aws, phase, fault, drive, fields, status, reason, attempts):

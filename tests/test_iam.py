@@ -116,6 +116,9 @@ def item(job: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+# Whether a callback meets a waiting task token (SendTaskSuccess) or is read from the record depends on
+# timing; a busy machine can miss the grant's use once, so the test runs once more before it fails.
+@pytest.mark.flaky(reruns=1)
 def test_every_function_runs_under_its_roles_policy_and_uses_every_grant(api, aws, synth, enforce):
     """Routes, stream and event handlers, sweeper and workflow all work with only their roles' grants; nothing is
     refused, and every action the functions' role grants is called (or is one AWS calls on its behalf)."""
