@@ -116,9 +116,6 @@ def item(job: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-# Whether a callback meets a waiting task token (SendTaskSuccess) or is read from the record depends on
-# timing; a busy machine can miss the grant's use once, so the test runs once more before it fails.
-@pytest.mark.flaky(reruns=1)
 def test_every_function_runs_under_its_roles_policy_and_uses_every_grant(api, aws, synth, enforce):
     """Routes, stream and event handlers, sweeper and workflow all work with only their roles' grants; nothing is
     refused, and every action the functions' role grants is called (or is one AWS calls on its behalf)."""
@@ -166,6 +163,11 @@ def spot_job_to_the_end(api, aws, enforced: iam.Enforcement) -> dict[str, Any]:
     warning = events.spot_interruption_warning(first.instance_id)
     assert invoke(enforced, "OnSpotInterruption", warning)["status"] == jobs.INTERRUPTED
     second = Instance(api, job_id, previous=first.instance_id)
+    # The callback must meet the second run's waiting task token (SendTaskSuccess), not come before it
+    # (then the workflow reads it from the record and the grant goes unused).
+    wait_until(lambda: (j := store.get(job_id)) and j["status"] == jobs.RUNNING
+               and j["instanceId"] == second.instance_id and j.get("taskToken"),
+               "the second run waiting for its callback")
     with enforced.as_function("APIHandler"):
         assert second.callback(0).status_code == 202
     done = wait_terminal(job_id)
