@@ -72,3 +72,42 @@ def test_every_shim_and_cited_test_is_in_the_divergence_list():
                for name in re.findall(r"^def (test_\w+)", path.read_text(), re.M)}
     cited = set(re.findall(r"::(test_\w+)|`(test_\w+)`|, (test_\w+)", doc))
     assert {name for group in cited for name in group if name} - defined == set()
+
+
+def test_an_ended_executions_history_is_kept_packed_and_read_back_as_moto_gave_it(aws):
+    """Speed shim `_ended_histories_packed`: once an execution ends its history is held compressed, not as
+    objects, and GetExecutionHistory answers what moto's own copy answered, event for event."""
+    import json
+    import time
+
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    sfn = boto3.client("stepfunctions")
+    definition = {"StartAt": "First", "States": {
+        "First": {"Type": "Pass", "Result": {"payload": "x" * 5000}, "ResultPath": "$.first", "Next": "Nap"},
+        "Nap": {"Type": "Wait", "Seconds": 1, "Next": "Last"},
+        "Last": {"Type": "Pass", "End": True}}}
+    machine = sfn.create_state_machine(name="packed", definition=json.dumps(definition),
+                                       roleArn="arn:aws:iam::123456789012:role/packed")["stateMachineArn"]
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"jobId": "j"}))["executionArn"]
+
+    def events() -> list[dict]:
+        return sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+
+    running = events()
+    while not any(e["type"] == "WaitStateEntered" for e in running):
+        time.sleep(0.02)
+        running = events()
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        time.sleep(0.05)
+    ended = events()
+
+    backend = stepfunctions_parser_backends["123456789012"]["us-east-1"]
+    execution = next(e for e in backend._get_executions() if e.execution_arn == arn)
+    manager = execution.exec_worker.env.event_manager
+    assert manager._history_event_list == [] and len(manager._packed) < 2000
+    assert ended[:len(running)] == running  # read while running: moto's own deepcopy of its list
+    assert [e["id"] for e in ended] == list(range(1, len(ended) + 1))
+    assert [e["type"] for e in ended[-3:]] == ["PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
+    assert json.loads(ended[-1]["executionSucceededEventDetails"]["output"])["first"]["payload"] == "x" * 5000
+    assert events() == ended  # each read unpacks a fresh copy

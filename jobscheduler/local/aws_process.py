@@ -34,7 +34,10 @@ class EmulatorProcess:
         # stdin stays open, never written: its end tells the child that the stack is gone.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jobscheduler.local.aws_process", str(port)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "MOTO_PORT": str(port)})
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # Two malloc arenas, not one per thread that ever allocated (up to 16 here): an emulator
+            # running hundreds of executions' threads otherwise keeps freed memory spread over them all.
+            env={**os.environ, "MOTO_PORT": str(port), "MALLOC_ARENA_MAX": "2"})
         try:
             self._wait_ready(ready_timeout)
         except BaseException:

@@ -1,4 +1,4 @@
-"""moto made faster where it does needless work: same behaviour, less CPU.
+"""moto made faster where it does needless work: same behaviour, less CPU (and memory).
 
 Applied with the parity shims (``moto_parity.apply``), never in AWS. Nothing
 here changes what an AWS call answers; the local stack's start precision and
@@ -23,6 +23,7 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _requests_parsed_once()
     _index_queries_read_one_partition()
     _response_keys_found_once()
+    _ended_histories_packed()
 
 
 def _definition_parsed_once() -> None:
@@ -228,3 +229,51 @@ def _response_keys_found_once() -> None:
             return entry[2]
 
         cls.get_possible_keys = get_possible_keys  # type: ignore[method-assign]
+
+
+def _ended_histories_packed() -> None:
+    # moto keeps every ended execution's history as Python objects: about 50 events
+    # a job, each state's input and output a JSON string of its own, 130 KB of the
+    # emulator's heap per finished job, the largest part of its growth. An ended
+    # execution's history never changes again and is only read whole
+    # (GetExecutionHistory copies it each time), so once the execution ends it is
+    # kept pickled and compressed, and unpacked (a fresh copy, as moto's deepcopy
+    # gave) when read. An event added after that (none is, today) unpacks it first.
+    import pickle
+    import zlib
+
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    read, add, ended = (EventManager.get_event_history, EventManager.add_event,
+                        BaseExecutionWorkerCommunication.terminated)
+
+    def unpack(manager: Any) -> None:  # under the manager's lock
+        packed = manager.__dict__.pop("_packed", None)
+        if packed is not None:
+            manager._history_event_list.extend(pickle.loads(zlib.decompress(packed)))
+
+    def get_event_history(self: Any) -> Any:
+        with self._mutex:
+            packed = self.__dict__.get("_packed")
+        return read(self) if packed is None else pickle.loads(zlib.decompress(packed))
+
+    def add_event(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            unpack(self)
+        return add(self, *args, **kwargs)
+
+    def terminated(self: Any) -> None:
+        ended(self)
+        env = self.execution.exec_worker.env
+        if env is not None:
+            manager = env.event_manager
+            with manager._mutex:
+                if "_packed" not in manager.__dict__:
+                    events = manager._history_event_list
+                    manager._packed = zlib.compress(pickle.dumps(events, pickle.HIGHEST_PROTOCOL), 1)
+                    events.clear()
+
+    EventManager.get_event_history = get_event_history  # type: ignore[method-assign]
+    EventManager.add_event = add_event  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]

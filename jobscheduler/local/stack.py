@@ -53,6 +53,7 @@ class LocalStack:
     ui_port: int = 8080  # the web console's; another is taken when this one is in use
     ui_url: str = ""
     _aws: EmulatorProcess | None = None
+    _session: boto3.session.Session | None = None
 
     @property
     def api_url(self) -> str:
@@ -99,9 +100,12 @@ class LocalStack:
         # The emulated AWS runs in a process of its own, on the other core (see aws_process.py).
         self._aws = EmulatorProcess(self.aws_port)
         self._stops.append(self._aws.stop)
-        self.resources = cloud.LocalCloud.create(boto3.session.Session())
+        # One session for all of the stack's own clients (each session loads the service models it uses
+        # again: EC2's alone is 25 MiB). They are all made here in start(), in this thread.
+        self._session = boto3.session.Session()
+        self.resources = cloud.LocalCloud.create(self._session)
         # Before the API serves: the stream must hold every job's first write.
-        self._job_events = JobEventsWiring.create(boto3.session.Session(), self.resources.table)
+        self._job_events = JobEventsWiring.create(self._session, self.resources.table)
 
     def _start_api(self) -> None:
         assert self.resources is not None
@@ -121,7 +125,8 @@ class LocalStack:
                 standins=directory, instance_id=instance_id, instance_dir=instance_dir, imds_url=imds_url,
                 aws_endpoint=self.aws_endpoint, region=cloud.REGION, real_docker_path=self.real_docker)
 
-        session = boto3.session.Session()
+        session = self._session
+        assert session is not None
         self._emulator = InstanceEmulator(session.client("ec2"), session.client("logs"), self.resources.stack_tag,
                                           self.root / "instances", environment, self.console)
         self._emulator.start()
@@ -129,14 +134,14 @@ class LocalStack:
 
     def _start_events(self) -> None:
         assert self.resources is not None
-        session = boto3.session.Session()
+        session = self._session
+        assert session is not None
         self._events = EventDispatcher(session.client("stepfunctions"), self.resources.state_machine_arn,
                                        runtime.app_module(), self.console, rules=session.client("events"),
                                        sweeper_rule=self.resources.sweeper_rule)
         self._events.start()
         self._stops.append(self._events.stop)
         assert self._job_events is not None
-        session = boto3.session.Session()
         changes = JobChangeStream(session.client("dynamodbstreams"), session.client("sqs"), self._job_events,
                                   runtime.app_module(), self.console)
         changes.start()
