@@ -264,7 +264,7 @@ def test_local_api_answers_an_unsupported_method_with_405_and_allow(stack, metho
 def test_local_docker_stop_kills_a_job_that_ignores_term(tmp_path):
     """Without an engine, `docker stop --time 1` TERMs the job, then KILLs it after a second: exit 137."""
     env = {**os.environ, "JOBSCHEDULER_LOCAL_INSTANCE_DIR": str(tmp_path), "JOBSCHEDULER_LOCAL_REAL_DOCKER": ""}
-    docker = [sys.executable, "-m", "jobscheduler.local.docker_runner"]
+    docker = [sys.executable, "-m", "jobscheduler.local.docker_command"]
     job = subprocess.Popen([*docker, "run", "--name", "job", "-e", "WORD=ready", "busybox:1.36",
                             "sh", "-c", 'trap "" TERM; echo "$WORD"; sleep 30'],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -7,7 +7,7 @@
 - ``api``: the very Chalice ``app`` that Lambda runs, served over real HTTP (waitress).
 - ``moto_parity``, ``moto_speedups``, ``moto_index``: where moto must agree with
   AWS, and where it is made faster without changing an answer.
-- ``instances``, ``metadata``, ``standins``, ``docker_runner``: the instance
+- ``instances``, ``metadata``, ``standins``, ``docker_command``, ``docker_runner``: the instance
   emulator. Every instance the workflow launches boots the real bootstrap
   script with an emulated metadata service and stand-ins for ``docker``,
   ``shutdown`` and ``systemctl``.
@@ -15,5 +15,5 @@
 - ``stack``: starts and stops all of it; ``demo``: the hello-world walk-through.
 
 Nothing here is imported at package import time: the docker stand-in runs as
-``python -m jobscheduler.local.docker_runner`` and must start quickly.
+``python -m jobscheduler.local.docker_command`` and must start quickly.
 """

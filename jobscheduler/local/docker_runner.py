@@ -18,7 +18,7 @@ Either way the container's output reaches the console and the CloudWatch
 Logs group and stream of the awslogs ``--log-opt``s, through the emulator
 (see ``logship.py``): the engine's own awslogs driver would talk to real AWS.
 
-Run as ``python -m jobscheduler.local.docker_runner ARGS``; it needs only the standard library.
+Reached through ``docker_command`` (the stand-in's entry point); it needs only the standard library.
 """
 
 from __future__ import annotations
@@ -32,14 +32,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobscheduler.local.docker_command import PREFIX, REAL_DOCKER, say
 from jobscheduler.local.logship import LogShipper
 
 INSTANCE_ID = "JOBSCHEDULER_LOCAL_INSTANCE_ID"
 INSTANCE_DIR = "JOBSCHEDULER_LOCAL_INSTANCE_DIR"
 HOST_PATH = "JOBSCHEDULER_LOCAL_HOST_PATH"
-REAL_DOCKER = "JOBSCHEDULER_LOCAL_REAL_DOCKER"
 CONTROL = "JOBSCHEDULER_LOCAL_CONTROL"
-PREFIX = "[local docker]"
 RELAY_DRAIN_SECONDS = 1.0
 
 
@@ -94,11 +93,6 @@ def container_environment(pairs: list[str]) -> dict[str, str]:
         elif name in os.environ:
             env[name] = os.environ[name]
     return env
-
-
-def say(message: str) -> None:
-    """A line from the stand-in itself, kept apart from the container's output."""
-    print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
 
 
 def _pid_file(name: str) -> Path:
@@ -236,36 +230,13 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Dispatch one docker command line."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    command, rest = (args[0], args[1:]) if args else ("", [])
+def main(args: list[str]) -> int:
+    """``docker run`` or ``docker stop`` (the other commands are ``docker_command``'s)."""
+    command, rest = args[0], args[1:]
     if command == "run":
         try:
             return run(parse_run(rest))
         except ValueError as exc:
             say(f"docker run: {exc}")
             return 125
-    if command == "stop":
-        return stop(rest)
-    real = os.environ.get(REAL_DOCKER)
-    if real:
-        os.execv(real, [real, *args])
-    return _without_engine(command, rest)
-
-
-def _without_engine(command: str, rest: list[str]) -> int:
-    if command == "info":
-        return 0
-    if command == "pull":
-        say(f"no Docker engine here: not pulling {rest[-1] if rest else 'the image'}")
-        return 0
-    if command == "login":
-        sys.stdin.read()  # the password arrives on stdin; nothing to log in to
-        return 0
-    say(f"docker {command}: not provided without a Docker engine")
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return stop(rest)

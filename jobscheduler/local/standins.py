@@ -2,7 +2,7 @@
 
 The real bootstrap script runs unchanged; what it calls is provided here:
 
-- ``docker``: ``python -m jobscheduler.local.docker_runner`` (the real engine when
+- ``docker``: ``python -m jobscheduler.local.docker_command`` (the real engine when
   one answers, else a local process runner).
 - ``shutdown``: asks the emulator, through the instance's metadata server, to
   power the instance off now (``-h now``) or later (``-h +N``), or cancels.
@@ -22,14 +22,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jobscheduler.local import docker_runner
+from jobscheduler.local import docker_command, docker_runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _DOCKER = """#!/bin/sh
-# jobscheduler local: the instance's docker (see jobscheduler/local/docker_runner.py).
+# jobscheduler local: the instance's docker (see jobscheduler/local/docker_command.py).
 # Standard library only: -S skips site-packages, a third of its start-up time.
-PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -S -m jobscheduler.local.docker_runner "$@"
+PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} exec {python} -S -m jobscheduler.local.docker_command "$@"
 """
 
 _SHUTDOWN = """#!/bin/bash
@@ -104,5 +104,5 @@ def instance_environment(*, standins: Path, instance_id: str, instance_dir: Path
         docker_runner.INSTANCE_ID: instance_id,
         docker_runner.INSTANCE_DIR: str(instance_dir),
         docker_runner.HOST_PATH: host_path,
-        docker_runner.REAL_DOCKER: real_docker_path or "",
+        docker_command.REAL_DOCKER: real_docker_path or "",
     }
