@@ -111,3 +111,35 @@ def test_an_ended_executions_history_is_kept_packed_and_read_back_as_moto_gave_i
     assert [e["type"] for e in ended[-3:]] == ["PassStateEntered", "PassStateExited", "ExecutionSucceeded"]
     assert json.loads(ended[-1]["executionSucceededEventDetails"]["output"])["first"]["payload"] == "x" * 5000
     assert events() == ended  # each read unpacks a fresh copy
+
+
+def test_stream_records_are_kept_packed_and_each_read_is_a_fresh_copy(aws):
+    """Speed shim `_stream_records_packed`: a stream record is held compressed; GetRecords answers its
+    images and names as written, and what one reader does to its answer never reaches the next."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    ddb = boto3.client("dynamodb")
+    ddb.update_table(TableName=aws.table, StreamSpecification={"StreamEnabled": True,
+                                                                "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    key = {"jobId": {"S": "streamed"}}
+    ddb.put_item(TableName=aws.table, Item={**key, "status": {"S": "Scheduled"}, "note": {"S": "n" * 3000}})
+    ddb.update_item(TableName=aws.table, Key=key, UpdateExpression="SET #s = :r",
+                    ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":r": {"S": "Requested"}})
+    ddb.delete_item(TableName=aws.table, Key=key)
+    shard = dynamodb_backends["123456789012"]["us-east-1"].get_table(aws.table).stream_shard
+
+    def records() -> list[dict]:  # what GetRecords reads (the in-process mock does not route DynamoDB Streams)
+        return shard.get(shard.starting_sequence_number, 1000)
+
+    first = records()
+    assert [r["eventName"] for r in first] == ["INSERT", "MODIFY", "REMOVE"]
+    inserted, modified, removed = (r["dynamodb"] for r in first)
+    assert inserted["NewImage"]["note"] == {"S": "n" * 3000} and "OldImage" not in inserted
+    assert (modified["OldImage"]["status"], modified["NewImage"]["status"]) == ({"S": "Scheduled"}, {"S": "Requested"})
+    assert removed["OldImage"]["status"] == {"S": "Requested"} and "NewImage" not in removed
+    assert inserted["Keys"] == key and inserted["SizeBytes"] > 3000
+
+    held = shard.items
+    assert all("_record" not in r.__dict__ and len(r._packed) < 1500 for r in held)
+    held[0].to_json()["dynamodb"]["NewImage"]["status"] = {"S": "changed by a reader"}
+    assert records() == first

@@ -24,6 +24,7 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _index_queries_read_one_partition()
     _response_keys_found_once()
     _ended_histories_packed()
+    _stream_records_packed()
 
 
 def _definition_parsed_once() -> None:
@@ -277,3 +278,32 @@ def _ended_histories_packed() -> None:
     EventManager.get_event_history = get_event_history  # type: ignore[method-assign]
     EventManager.add_event = add_event  # type: ignore[method-assign]
     BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+
+def _stream_records_packed() -> None:
+    # moto keeps every record of a table's stream (DynamoDB keeps them 24 hours) as
+    # nested dicts, the item's old and new images in full: about ten records and
+    # 60 KB of the emulator's heap per job. A record never changes once written and
+    # is only read whole (GetRecords, an event source mapping), so it is kept pickled
+    # and compressed, and each read gets a fresh copy.
+    import pickle
+    import zlib
+
+    from moto.dynamodb.models.table import StreamRecord
+
+    build = StreamRecord.__init__
+
+    def record(self: Any) -> Any:
+        live = self.__dict__.get("_record")
+        return live if live is not None else pickle.loads(zlib.decompress(self.__dict__["_packed"]))
+
+    def set_record(self: Any, value: Any) -> None:
+        self.__dict__["_record"] = value
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **kwargs)  # writes and fills self.record (the live dict)
+        self._packed = zlib.compress(pickle.dumps(self.__dict__.pop("_record"), pickle.HIGHEST_PROTOCOL), 1)
+
+    StreamRecord.record = property(record, set_record)  # type: ignore[assignment]  # a property in place of the attribute
+    StreamRecord.__init__ = init  # type: ignore[method-assign]
+    StreamRecord.to_json = record  # type: ignore[method-assign]
