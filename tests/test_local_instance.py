@@ -74,3 +74,37 @@ def test_emulated_instance_runs_a_job_with_secrets(moto_endpoint, cloud: FakeClo
     assert cloud.accepted_results == [{"status": "FinishedOK", "exitCode": 0, "instanceId": INSTANCE_ID}]
     assert shutdowns[-1] == "now"
     assert "ECS agent disabled" not in proc.stdout  # an emulated instance has none
+
+
+def test_a_finished_instance_leaves_only_its_id_and_is_never_booted_again(tmp_path: Path):
+    """The instance emulator boots a running instance's user data once; when its life is over it keeps
+    only the id (not the machine's description, servers and process), and a stale description of the
+    instance as still running does not boot it a second time."""
+    import time
+
+    from moto import mock_aws
+    from rich.console import Console
+
+    from jobscheduler.local.instances import InstanceEmulator
+
+    with mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        script = "#!/bin/bash\necho booted >> booted.txt\n"  # boto3 base64-encodes it
+        instance_id = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1,
+                                        UserData=script)["Instances"][0]["InstanceId"]
+        emulator = InstanceEmulator(ec2, None, "local", tmp_path, lambda *_: {"PATH": "/usr/bin:/bin"},
+                                    Console(quiet=True))
+        running = {instance_id: {"InstanceId": instance_id, "State": {"Name": "running"}}}
+        deadline = time.monotonic() + 30
+        while emulator.machines or instance_id not in emulator.finished:
+            assert time.monotonic() < deadline, "the instance's life did not end"
+            emulator.step(running if instance_id not in emulator.finished else {})
+            time.sleep(0.1)
+        assert ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"][
+            "Name"] in ("shutting-down", "terminated")
+        emulator.step(running)  # a description from before the termination
+        assert emulator.machines == {}
+        time.sleep(1.5)  # past the boot delay
+        emulator.step(running)
+        emulator.stop()
+        assert (tmp_path / instance_id / "booted.txt").read_text() == "booted\n"

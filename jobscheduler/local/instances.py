@@ -75,6 +75,9 @@ class InstanceEmulator:
     environment: Environment
     console: Console
     machines: dict[str, Machine] = field(default_factory=dict)
+    # Instances whose life is over: only their ids are kept (a Machine holds its description,
+    # servers, process and threads; a thousand finished jobs kept tens of MiB of them).
+    finished: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -131,12 +134,15 @@ class InstanceEmulator:
         """One pass: boot new running instances, follow the lives of the others."""
         now = time.monotonic()
         for instance_id, instance in instances.items():
-            if instance_id not in self.machines and instance["State"]["Name"] == "running":
+            if (instance_id not in self.machines and instance_id not in self.finished
+                    and instance["State"]["Name"] == "running"):
                 self.machines[instance_id] = self._launch(instance, now)
-        for instance_id, machine in self.machines.items():
-            if not machine.done:
-                state = instances.get(instance_id, {}).get("State", {}).get("Name", "terminated")
-                self._follow(machine, state, now)
+        for instance_id, machine in list(self.machines.items()):
+            state = instances.get(instance_id, {}).get("State", {}).get("Name", "terminated")
+            self._follow(machine, state, now)
+            if machine.done:  # its processes are reaped, its metadata server stopped
+                del self.machines[instance_id]
+                self.finished.add(instance_id)
 
     def _launch(self, instance: dict[str, Any], now: float) -> Machine:
         metadata = Metadata.of(instance)
