@@ -10,6 +10,8 @@ docs/aws-vs-moto.md under its own name.
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -240,9 +242,6 @@ def _ended_histories_packed() -> None:
     # (GetExecutionHistory copies it each time), so once the execution ends it is
     # kept pickled and compressed, and unpacked (a fresh copy, as moto's deepcopy
     # gave) when read. An event added after that (none is, today) unpacks it first.
-    import pickle
-    import zlib
-
     from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 
@@ -252,12 +251,12 @@ def _ended_histories_packed() -> None:
     def unpack(manager: Any) -> None:  # under the manager's lock
         packed = manager.__dict__.pop("_packed", None)
         if packed is not None:
-            manager._history_event_list.extend(pickle.loads(zlib.decompress(packed)))
+            manager._history_event_list.extend(_unpacked(packed))
 
     def get_event_history(self: Any) -> Any:
         with self._mutex:
             packed = self.__dict__.get("_packed")
-        return read(self) if packed is None else pickle.loads(zlib.decompress(packed))
+        return read(self) if packed is None else _unpacked(packed)
 
     def add_event(self: Any, *args: Any, **kwargs: Any) -> Any:
         with self._mutex:
@@ -272,7 +271,7 @@ def _ended_histories_packed() -> None:
             with manager._mutex:
                 if "_packed" not in manager.__dict__:
                     events = manager._history_event_list
-                    manager._packed = zlib.compress(pickle.dumps(events, pickle.HIGHEST_PROTOCOL), 1)
+                    manager._packed = _packed(events)
                     events.clear()
 
     EventManager.get_event_history = get_event_history  # type: ignore[method-assign]
@@ -286,24 +285,31 @@ def _stream_records_packed() -> None:
     # 60 KB of the emulator's heap per job. A record never changes once written and
     # is only read whole (GetRecords, an event source mapping), so it is kept pickled
     # and compressed, and each read gets a fresh copy.
-    import pickle
-    import zlib
-
     from moto.dynamodb.models.table import StreamRecord
 
     build = StreamRecord.__init__
 
     def record(self: Any) -> Any:
         live = self.__dict__.get("_record")
-        return live if live is not None else pickle.loads(zlib.decompress(self.__dict__["_packed"]))
+        return live if live is not None else _unpacked(self.__dict__["_packed"])
 
     def set_record(self: Any, value: Any) -> None:
         self.__dict__["_record"] = value
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         build(self, *args, **kwargs)  # writes and fills self.record (the live dict)
-        self._packed = zlib.compress(pickle.dumps(self.__dict__.pop("_record"), pickle.HIGHEST_PROTOCOL), 1)
+        self._packed = _packed(self.__dict__.pop("_record"))
 
     StreamRecord.record = property(record, set_record)  # type: ignore[assignment]  # a property in place of the attribute
     StreamRecord.__init__ = init  # type: ignore[method-assign]
     StreamRecord.to_json = record  # type: ignore[method-assign]
+
+
+def _packed(value: Any) -> bytes:
+    """``value`` pickled and compressed (fast level: packing is on every execution's and write's path)."""
+    return zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1)
+
+
+def _unpacked(data: bytes) -> Any:
+    """A fresh copy of what :func:`_packed` packed."""
+    return pickle.loads(zlib.decompress(data))
