@@ -453,8 +453,9 @@ def test_console_pages_schedules(page, console_stack):
 
 
 def test_console_creates_a_schedule_showing_the_apis_message_by_the_field(page, console_stack):
-    """New schedule: a job file fills the job; a refused expression, then a refused job field, each show the
-    API's message under the field it names (nothing created); corrected, the schedule is created as filled in."""
+    """New schedule: a job file picked before the form has loaded fills the job; a refused expression, then a
+    refused job field, each show the API's message under the field it names (nothing created); corrected, the
+    schedule is created as filled in."""
     stack, console = console_stack
     job = json.loads((ROOT / "input" / "nightly.json").read_text())
     refusals = ({"expression": "cron(0 2 * * * *)", "job": job},  # both day fields set
@@ -463,10 +464,21 @@ def test_console_creates_a_schedule_showing_the_apis_message_by_the_field(page, 
     assert messages[0].startswith("expression: ") and messages[1].startswith("job.maxRuntimeSeconds: "), messages
     before = requests.get(f"{stack.api}/schedules", params={"limit": "100"}, timeout=30).json()["schedules"]
 
+    # The file is picked while the form's schema is still on its way (held here): it fills the job once it comes.
     page.goto(f"{console}/#/schedules")
+    page.locator("#schedules-link").wait_for()  # shown once the console's own look at the schema is done
+    held: list[Any] = []
+    page.route("**/api/openapi.json", lambda route: held.append(route))
     page.get_by_role("button", name="New schedule").click()
+    for _ in range(WAIT_MS // 20):
+        if held:
+            break
+        page.wait_for_timeout(20)  # lets Playwright hand over the held request
+    assert held, "the form never asked for the schema"
     page.set_input_files("#from-file", str(ROOT / "input" / "nightly.json"))
-    page.wait_for_function("document.getElementById('f-job.image').value === 'busybox:1.36'")
+    assert page.locator("[id='f-job.image']").count() == 0
+    held[0].continue_()
+    page.wait_for_function("document.getElementById('f-job.image')?.value === 'busybox:1.36'")
     page.locator("#f-name").fill("nightly from the console")  # the schedule's (the job's is f-job.name)
     page.get_by_label("Timezone").select_option("Europe/Berlin")
     page.get_by_label("Enabled").select_option("false")  # paused: nothing fires during the test

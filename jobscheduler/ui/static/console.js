@@ -284,7 +284,9 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("newJobPage", (forSchedule) => ({
     fields: [], values: {}, zones: {}, errors: {}, error: "", busy: false, forSchedule,
     timeZones: Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : ["UTC"],
-    async init() {
+    // A file can be picked before the schema has come: fromFile waits for it (ready).
+    init() { this.ready = this.load(); },
+    async load() {
       const doc = await api("GET", "/openapi.json");
       if (!doc.ok) { this.error = doc.body.Message; return; }
       const schemas = doc.body.components.schemas;
@@ -322,7 +324,7 @@ document.addEventListener("alpine:init", () => {
     fromFile(event) {
       const file = event.target.files[0];
       if (!file) return;
-      file.text().then((text) => {
+      Promise.all([file.text(), this.ready]).then(([text]) => {
         let body;
         try { body = JSON.parse(text); } catch (e) { this.error = file.name + " is not JSON: " + e.message; return; }
         for (const f of this.fields.filter((x) => x.job || !forSchedule)) {
