@@ -143,3 +143,65 @@ def test_stream_records_are_kept_packed_and_each_read_is_a_fresh_copy(aws):
     assert all("_record" not in r.__dict__ and len(r._packed) < 1500 for r in held)
     held[0].to_json()["dynamodb"]["NewImage"]["status"] = {"S": "changed by a reader"}
     assert records() == first
+
+
+def test_instance_type_offerings_are_read_per_region_and_equal_what_moto_reads_at_import(aws):
+    """Speed shim `_offerings_read_per_region`: a region's offerings are read the first time a call asks for
+    them; for every location type and region they equal what moto's own module reads at import, and
+    DescribeInstanceTypeOfferings answers from them."""
+    import importlib.util
+
+    from moto.ec2.models import instance_types
+
+    spec = importlib.util.find_spec(instance_types.__name__)
+    assert spec is not None and spec.loader is not None
+    fresh = importlib.util.module_from_spec(spec)  # moto's module run afresh: it reads every file at import
+    spec.loader.exec_module(fresh)
+    held = instance_types.INSTANCE_TYPE_OFFERINGS
+    assert "af-south-1" not in held["region"].read  # nothing asked for it yet
+    assert held.keys() == fresh.INSTANCE_TYPE_OFFERINGS.keys()
+    for location_type, regions in fresh.INSTANCE_TYPE_OFFERINGS.items():
+        assert sorted(held[location_type]) == sorted(regions) and len(regions) >= 30
+        for region, offerings in regions.items():
+            assert held[location_type][region] == offerings, (location_type, region)
+            assert held[location_type][region] is held[location_type].get(region)  # read once, then kept
+    assert held["region"].get("nowhere-1", []) == [] and "nowhere-1" not in held["region"]
+
+    answer = boto3.client("ec2", region_name="eu-west-1").describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["m5.large"]}])
+    zones = {o["Location"] for o in fresh.INSTANCE_TYPE_OFFERINGS["availability-zone"]["eu-west-1"]
+             if o["InstanceType"] == "m5.large"}
+    assert {o["Location"] for o in answer["InstanceTypeOfferings"]} == zones != set()
+
+
+def test_service_models_are_parsed_once_for_moto_its_regions_and_the_workflows_clients(aws):
+    """Speed shim `_service_models_loaded_once`: moto's models, the sessions its backends ask for regions and
+    boto3's session read through one loader; each answers what its own loader gave (moto's error shapes,
+    botocore's paginator keys, every region and operation)."""
+    import boto3.session
+    from moto.core import utils as moto_utils
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.loaders import Loader
+
+    shared = moto_utils.create_loader()
+    assert isinstance(shared, Loader) and moto_utils.create_loader() is shared
+    regions_session = AccountSpecificBackend.get_session()
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+
+    workflow_client = state_task_service_aws_sdk.boto_client_for("us-east-1", "ec2")  # what a task calls with
+    assert regions_session._session.get_component("data_loader") is shared
+    assert workflow_client._loader is shared
+    assert shared.load_service_model("ec2", "service-2") is shared.load_service_model("ec2", "service-2", None)
+
+    own = boto3.session.Session()  # its own loader: what every one of them read before
+    assert own._session.get_component("data_loader") is not shared
+    assert regions_session.get_available_regions("ec2") == own.get_available_regions("ec2")
+    assert regions_session.get_available_partitions() == own.get_available_partitions()
+    theirs = own.client("ec2", region_name="us-east-1").meta.service_model
+    assert workflow_client.meta.service_model.operation_names == theirs.operation_names
+    paginator = "GetNetworkInsightsAccessScopeAnalysisFindings"  # botocore's extras: kept
+    assert (workflow_client.get_paginator("get_network_insights_access_scope_analysis_findings")._pagination_cfg
+            == own.client("ec2", region_name="us-east-1").get_paginator(
+                "get_network_insights_access_scope_analysis_findings")._pagination_cfg)
+    assert "non_aggregate_keys" in moto_utils.get_pagination_model("ec2")[paginator]
+    assert "AuthFailure" in moto_utils.get_service_model("ec2").shape_names  # moto's extras: kept

@@ -27,6 +27,8 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _response_keys_found_once()
     _ended_histories_packed()
     _stream_records_packed()
+    _offerings_read_per_region()
+    _service_models_loaded_once()
 
 
 def _definition_parsed_once() -> None:
@@ -112,6 +114,7 @@ def _service_clients_reused(credentials_of_the_workflow: Callable[[], dict[str, 
 
     build = boto_client.boto_client_for
     clients: dict[tuple[Any, ...], Any] = {}
+    sessions: list[boto3.session.Session] = []
     lock = threading.Lock()
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -120,8 +123,10 @@ def _service_clients_reused(credentials_of_the_workflow: Callable[[], dict[str, 
         key = (region, service, botocore_stubber.enabled, moto_server_port(), *sorted(credentials.items()))
         with lock:
             if key not in clients:
+                if not sessions:  # made on first use, reading through the one loader (see below)
+                    sessions.append(boto3.session.Session(botocore_session=_botocore_session()))
                 endpoint = {} if botocore_stubber.enabled else {"endpoint_url": f"http://localhost:{key[3]}"}
-                clients[key] = boto3.client(  # type: ignore[call-overload]  # any service a task names
+                clients[key] = sessions[0].client(  # type: ignore[call-overload]  # any service a task names
                     service, region_name=region, **credentials,
                     config=Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
                                   connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
@@ -313,3 +318,78 @@ def _packed(value: Any) -> bytes:
 def _unpacked(data: bytes) -> Any:
     """A fresh copy of what :func:`_packed` packed."""
     return pickle.loads(zlib.decompress(data))
+
+
+def _offerings_read_per_region() -> None:
+    # moto reads the instance type offerings of every region (30 regions, three location types: 90 files,
+    # 45 MiB as Python objects) when its EC2 models are imported, and keeps them all for the life of the
+    # process; a stack calls one region. Each region's offerings are now read the first time a call asks
+    # for that region (as moto read them, with its LocationType added) and kept from then on; the regions
+    # moto knows stay the same. Those read at import are dropped.
+    import threading
+    from collections.abc import Iterator, Mapping
+
+    from moto.ec2.models import instance_types
+    from moto.utilities.utils import load_resource
+
+    folder = instance_types.offerings_path
+    files = {location_type: {name.split(".")[0]: name for name in instance_types.listdir(
+        instance_types.root / folder / location_type)} for location_type in instance_types.INSTANCE_TYPE_OFFERINGS}
+    lock = threading.Lock()
+
+    class OfferingsByRegion(Mapping[str, Any]):
+        """One location type's offerings by region, each region read from moto's file when first asked for."""
+
+        def __init__(self, location_type: str) -> None:
+            self.location_type = location_type
+            self.read: dict[str, Any] = {}
+
+        def __getitem__(self, region: str) -> Any:
+            with lock:
+                if region not in self.read:
+                    name = files[self.location_type][region]  # a region moto does not know: KeyError, as before
+                    offerings = load_resource(f"ec2/{folder}/{self.location_type}/{name}")
+                    for offering in offerings:
+                        offering["LocationType"] = self.location_type
+                    self.read[region] = offerings
+                return self.read[region]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(files[self.location_type])
+
+        def __len__(self) -> int:
+            return len(files[self.location_type])
+
+    for location_type in files:
+        instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = OfferingsByRegion(location_type)
+
+
+def _service_models_loaded_once() -> None:
+    # A botocore loader parses each model file once and keeps it; moto made a new loader each time it first
+    # needed a service's model (for its responses and its errors), its backends asked a session of their own
+    # for each service's regions (which loads the model too), and the workflow's clients loaded it again in
+    # boto3's session: EC2's model, 22 MiB as Python objects, was held three times, botocore's endpoint data
+    # twice. All three now read through one loader, with both botocore's extras and moto's (moto's add error
+    # shapes only; botocore's add paginator keys only), so each file is parsed once.
+    import moto.core.utils as moto_utils
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.loaders import create_loader
+
+    loader = create_loader()
+    loader.extras_types.extend(t for t in ("sdk",) if t not in loader.extras_types)
+    _shared_loader.append(loader)
+    moto_utils.create_loader = lambda: loader  # what _load_service_model calls
+    AccountSpecificBackend.get_session()._session.register_component("data_loader", loader)
+
+
+_shared_loader: list[Any] = []  # the one loader, once _service_models_loaded_once has made it
+
+
+def _botocore_session() -> Any:
+    """A botocore session that reads through the one loader (its own loader before the shim is applied)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if _shared_loader:
+        session.register_component("data_loader", _shared_loader[0])
+    return session

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 from rich.console import Console
 
@@ -53,7 +52,6 @@ class LocalStack:
     ui_port: int = 8080  # the web console's; another is taken when this one is in use
     ui_url: str = ""
     _aws: EmulatorProcess | None = None
-    _session: boto3.session.Session | None = None
 
     @property
     def api_url(self) -> str:
@@ -100,12 +98,13 @@ class LocalStack:
         # The emulated AWS runs in a process of its own, on the other core (see aws_process.py).
         self._aws = EmulatorProcess(self.aws_port)
         self._stops.append(self._aws.stop)
-        # One session for all of the stack's own clients (each session loads the service models it uses
-        # again: EC2's alone is 25 MiB). They are all made here in start(), in this thread.
-        self._session = boto3.session.Session()
-        self.resources = cloud.LocalCloud.create(self._session)
+        # The runtime's session makes the stack's own clients too (each session loads botocore's endpoint data
+        # and the service models it uses again: EC2's alone is 22 MiB). Those made once the API serves are made
+        # through the runtime's new_client, which makes one client at a time, as a session needs.
+        session = runtime.module("chalicelib.aws").session()
+        self.resources = cloud.LocalCloud.create(session)
         # Before the API serves: the stream must hold every job's first write.
-        self._job_events = JobEventsWiring.create(self._session, self.resources.table)
+        self._job_events = JobEventsWiring.create(session, self.resources.table)
 
     def _start_api(self) -> None:
         assert self.resources is not None
@@ -125,28 +124,26 @@ class LocalStack:
                 standins=directory, instance_id=instance_id, instance_dir=instance_dir, imds_url=imds_url,
                 aws_endpoint=self.aws_endpoint, region=cloud.REGION, real_docker_path=self.real_docker)
 
-        session = self._session
-        assert session is not None
-        self._emulator = InstanceEmulator(session.client("ec2"), session.client("logs"), self.resources.stack_tag,
+        new_client = runtime.module("chalicelib.aws").new_client
+        self._emulator = InstanceEmulator(new_client("ec2"), new_client("logs"), self.resources.stack_tag,
                                           self.root / "instances", environment, self.console)
         self._emulator.start()
         self._stops.append(self._emulator.stop)
 
     def _start_events(self) -> None:
         assert self.resources is not None
-        session = self._session
-        assert session is not None
-        self._events = EventDispatcher(session.client("stepfunctions"), self.resources.state_machine_arn,
-                                       runtime.app_module(), self.console, rules=session.client("events"),
+        new_client = runtime.module("chalicelib.aws").new_client
+        self._events = EventDispatcher(new_client("stepfunctions"), self.resources.state_machine_arn,
+                                       runtime.app_module(), self.console, rules=new_client("events"),
                                        sweeper_rule=self.resources.sweeper_rule)
         self._events.start()
         self._stops.append(self._events.stop)
         assert self._job_events is not None
-        changes = JobChangeStream(session.client("dynamodbstreams"), session.client("sqs"), self._job_events,
+        changes = JobChangeStream(new_client("dynamodbstreams"), new_client("sqs"), self._job_events,
                                   runtime.app_module(), self.console)
         changes.start()
         self._stops.append(changes.stop)
-        firing = ScheduleFiring(session.client("scheduler"), self.resources.schedule_group, runtime.app_module(),
+        firing = ScheduleFiring(new_client("scheduler"), self.resources.schedule_group, runtime.app_module(),
                                 self.console)
         firing.start()
         self._stops.append(firing.stop)

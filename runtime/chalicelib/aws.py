@@ -6,6 +6,7 @@ Clients are made on first use, never at import time, so moto (tests) or an
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,10 +29,30 @@ REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOpera
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
+# One session for every client: each session loads its own copy of botocore's endpoint data and of every
+# service model it uses (6 MiB and more apiece). A session is not thread-safe, so clients are made one at a time.
+_lock = threading.RLock()
+_sessions: list[boto3.session.Session] = []
+
+
+def session() -> boto3.session.Session:
+    """The session every client of this process is made from."""
+    with _lock:
+        if not _sessions:
+            _sessions.append(boto3.session.Session())
+        return _sessions[0]
+
+
+def new_client(service: str, config: Config | None = None) -> Any:
+    """A client of its own from the shared session, made while no other thread makes one."""
+    with _lock:
+        return session().client(service, config=config)  # type: ignore[call-overload]  # any service name
+
+
 @cache
 def client(service: str) -> Any:
     """The shared client for ``service``; prefer the typed getters below."""
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]  # any service name
+    return new_client(service, _CONFIG)
 
 
 def dynamodb() -> DynamoDBClient:
@@ -65,5 +86,7 @@ def refused(exc: ClientError) -> bool:
 
 
 def reset() -> None:
-    """Forget every client (tests switch emulators between cases)."""
-    client.cache_clear()
+    """Forget every client and the session (tests switch emulators and credentials between cases)."""
+    with _lock:
+        client.cache_clear()
+        _sessions.clear()
