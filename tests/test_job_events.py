@@ -230,3 +230,30 @@ def test_timeline_of_a_job_cancelled_before_its_time_is_short(api, wiring):
     answer = api.http.get(f"/jobs/{job['jobId']}/timeline").json_body
     assert [s["name"] for s in answer["states"]] in ([], ["WaitUntilScheduled"])
     assert answer["truncated"] is False
+
+
+def test_the_local_stacks_printer_drains_every_waiting_event_at_each_poll(aws):
+    """The local stack prints the job events from its queue; a poll takes every event waiting, ten a receive
+    (a queue left to grow under load made every later receive of the emulator slower)."""
+    import io
+
+    from rich.console import Console
+
+    from jobscheduler.local.events import JobChangeStream, JobEventsWiring
+
+    wiring = JobEventsWiring.create(boto3.session.Session(), aws.table)
+    sqs = boto3.client("sqs")
+    sent = [{"detail-type": events.DETAIL_TYPE, "detail": {"jobId": f"job-{n}", "previousStatus": "Running",
+                                                           "status": "FinishedOK"}} for n in range(35)]
+    for start in range(0, len(sent), 10):
+        sqs.send_message_batch(QueueUrl=wiring.queue_url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(event)} for n, event in enumerate(sent[start:start + 10])])
+    out = io.StringIO()
+    printer = JobChangeStream(streams=None, sqs=sqs, wiring=wiring, handlers=None,  # type: ignore[arg-type]
+                              console=Console(file=out, width=200))
+    shown = printer.print_events()
+    assert sorted(e["detail"]["jobId"] for e in shown) == sorted(e["detail"]["jobId"] for e in sent)
+    assert out.getvalue().count("Running -> FinishedOK") == 35
+    left = sqs.get_queue_attributes(QueueUrl=wiring.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert printer.print_events() == []

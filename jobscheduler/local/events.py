@@ -131,6 +131,8 @@ def _did_something(answer: Any) -> bool:
 JOB_EVENTS_RULE = "jobscheduler-job-events"
 JOB_EVENTS_QUEUE = "jobscheduler-job-events"
 STREAM_POLL_SECONDS = 0.3
+# A poll prints at most this many receives of ten events, so the stream is read again soon under load.
+MAX_RECEIVES_PER_POLL = 20
 
 
 @dataclass
@@ -193,21 +195,24 @@ class JobChangeStream:
         return len(records)
 
     def print_events(self) -> list[dict[str, Any]]:
-        """Print (and remove) the job events waiting in the queue."""
-        messages = self.sqs.receive_message(QueueUrl=self.wiring.queue_url, MaxNumberOfMessages=10).get(
-            "Messages", [])
-        shown = []
-        for message in messages:
-            event = json.loads(message["Body"])
-            detail = event.get("detail", {})
-            self.console.print(f"[magenta]event[/magenta] {event.get('detail-type')}  {detail.get('jobId')}  "
-                               f"{detail.get('previousStatus') or '-'} -> [bold]{detail.get('status')}[/bold]")
-            shown.append(event)
-        if messages:
-            # One call for the whole receive (at most ten, as DeleteMessageBatch takes), not one a message:
-            # in a burst the emulator answers the workflow's calls first.
-            self.sqs.delete_message_batch(QueueUrl=self.wiring.queue_url, Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+        """Print (and remove) every job event waiting in the queue, ten a receive, as SQS hands them out."""
+        shown: list[dict[str, Any]] = []
+        for _ in range(MAX_RECEIVES_PER_POLL):
+            messages = self.sqs.receive_message(QueueUrl=self.wiring.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", [])
+            for message in messages:
+                event = json.loads(message["Body"])
+                detail = event.get("detail", {})
+                self.console.print(f"[magenta]event[/magenta] {event.get('detail-type')}  {detail.get('jobId')}  "
+                                   f"{detail.get('previousStatus') or '-'} -> [bold]{detail.get('status')}[/bold]")
+                shown.append(event)
+            if messages:
+                # One call for the whole receive (at most ten, as DeleteMessageBatch takes), not one a message:
+                # in a burst the emulator answers the workflow's calls first.
+                self.sqs.delete_message_batch(QueueUrl=self.wiring.queue_url, Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+            if len(messages) < 10:
+                break  # drained: a queue left to grow costs every later receive (moto reads all it holds)
         return shown
 
     def _first_iterator(self) -> str:
