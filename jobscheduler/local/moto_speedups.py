@@ -10,6 +10,7 @@ docs/aws-vs-moto.md under its own name.
 
 from __future__ import annotations
 
+import functools
 import pickle
 import zlib
 from collections.abc import Callable
@@ -369,27 +370,29 @@ def _service_models_loaded_once() -> None:
     # needed a service's model (for its responses and its errors), its backends asked a session of their own
     # for each service's regions (which loads the model too), and the workflow's clients loaded it again in
     # boto3's session: EC2's model, 22 MiB as Python objects, was held three times, botocore's endpoint data
-    # twice. All three now read through one loader, with both botocore's extras and moto's (moto's add error
-    # shapes only; botocore's add paginator keys only), so each file is parsed once.
+    # twice. All three now read through _one_loader (the workflow's clients: see _service_clients_reused).
     import moto.core.utils as moto_utils
     from moto.core.base_backend import AccountSpecificBackend
+
+    moto_utils.create_loader = _one_loader  # what _load_service_model calls
+    AccountSpecificBackend.get_session()._session.register_component("data_loader", _one_loader())
+
+
+@functools.cache
+def _one_loader() -> Any:
+    """moto's loader, with botocore's extras as well as moto's (moto's add error shapes only, botocore's
+    paginator keys only): each model and endpoint file parsed once in this process."""
     from moto.core.loaders import create_loader
 
     loader = create_loader()
-    loader.extras_types.extend(t for t in ("sdk",) if t not in loader.extras_types)
-    _shared_loader.append(loader)
-    moto_utils.create_loader = lambda: loader  # what _load_service_model calls
-    AccountSpecificBackend.get_session()._session.register_component("data_loader", loader)
-
-
-_shared_loader: list[Any] = []  # the one loader, once _service_models_loaded_once has made it
+    loader.extras_types.append("sdk")
+    return loader
 
 
 def _botocore_session() -> Any:
-    """A botocore session that reads through the one loader (its own loader before the shim is applied)."""
+    """A botocore session that reads through :func:`_one_loader`."""
     import botocore.session
 
     session = botocore.session.get_session()
-    if _shared_loader:
-        session.register_component("data_loader", _shared_loader[0])
+    session.register_component("data_loader", _one_loader())
     return session
