@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from unittest import mock
 
 import boto3
 import pytest
@@ -38,6 +39,58 @@ def test_conditional_writes_race_with_one_winner(aws):
         both_won += len(wins) == 2
         assert len(wins) >= 1
     assert both_won == 0
+
+
+_KEY = {"jobId": {"S": "read-then-written"}}
+# Each call the runtime makes that hands an item to its response, and how to find the items in what moto's
+# backend returned for it (an item, or a query's or scan's page of items).
+_CALLS_HANDING_ITEMS = {
+    "get_item": (lambda ddb, table: ddb.get_item(TableName=table, Key=_KEY, ConsistentRead=True), lambda r: [r]),
+    "put_item": (lambda ddb, table: ddb.put_item(TableName=table, Item={**_KEY, "status": {"S": "Requested"}}),
+                 lambda r: [r]),
+    "update_item": (lambda ddb, table: ddb.update_item(
+        TableName=table, Key=_KEY, UpdateExpression="SET attempt = :a", ExpressionAttributeValues={":a": {"N": "1"}},
+        ReturnValues="ALL_NEW"), lambda r: [r]),
+    "query": (lambda ddb, table: ddb.query(
+        TableName=table, KeyConditionExpression="jobId = :j", ExpressionAttributeValues={":j": _KEY["jobId"]}),
+        lambda r: r[0]),
+    "query on an index": (lambda ddb, table: ddb.query(
+        TableName=table, IndexName="byStatus", KeyConditionExpression="#s = :s",
+        ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "Requested"}}),
+        lambda r: r[0]),
+    "scan": (lambda ddb, table: ddb.scan(TableName=table, ConsistentRead=True), lambda r: r[0]),
+}
+
+
+@pytest.mark.parametrize("call", list(_CALLS_HANDING_ITEMS))
+def test_a_response_is_made_from_a_copy_no_later_write_changes(aws, call):
+    """A read sees an item before or after a write, never half written. moto makes a response's JSON from what
+    its backend handed back, after the call returned: that must be a copy, or a write from another thread (the
+    workflow's, a callback's) changes it under the reader (CI once got "dictionary changed size during
+    iteration" from a GetItem)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    ddb = boto3.client("dynamodb")
+    ddb.put_item(TableName=aws.table, Item={**_KEY, "status": {"S": "Requested"}, "sortKey": {"S": "1"}})
+    make_call, items_of = _CALLS_HANDING_ITEMS[call]
+    method = call.split()[0]
+    handed: list = []
+    backend_call = getattr(DynamoDBBackend, method)
+
+    def recording(self, *args, **kwargs):
+        handed.append(backend_call(self, *args, **kwargs))
+        return handed[-1]
+
+    with mock.patch.object(DynamoDBBackend, method, recording):
+        make_call(ddb, aws.table)
+    items = items_of(handed[0])
+    assert [item.attrs["jobId"].value for item in items] == ["read-then-written"]
+    before = [item.to_json() for item in items]
+
+    ddb.update_item(TableName=aws.table, Key=_KEY, UpdateExpression="SET note = :n REMOVE sortKey",
+                    ExpressionAttributeValues={":n": {"S": "written after the read"}})
+    assert [item.to_json() for item in items] == before
+    assert "note" in ddb.get_item(TableName=aws.table, Key=_KEY, ConsistentRead=True)["Item"]
 
 
 def test_shims_refuse_a_moto_release_they_were_not_tested_with():

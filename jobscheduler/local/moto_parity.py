@@ -10,6 +10,7 @@ AWS's behaviour. ``apply`` also installs the speed shims of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -40,7 +41,7 @@ def apply() -> None:
     _heartbeat_timeout_error()
     _stop_right_after_start()
     _callback_before_the_wait()
-    _atomic_item_writes()
+    _atomic_item_access()
     _launch_template_versions()
     _ec2_error_name()
     moto_speedups.apply(lambda: _workflow_credentials)
@@ -122,25 +123,39 @@ def _callback_before_the_wait() -> None:
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint  # type: ignore[method-assign]
 
 
-def _atomic_item_writes() -> None:
-    # DynamoDB applies each conditional write atomically. moto reads, checks and
-    # writes an item without a lock, so two threads (the workflow's RunJob and an
-    # instance's callback) can both pass their conditions and one write is lost.
+def _atomic_item_access() -> None:
+    # DynamoDB applies each conditional write atomically, and a read sees an
+    # item as it was before a write or after it. moto reads, checks and writes
+    # an item without a lock, so two threads (the workflow's RunJob and an
+    # instance's callback) can both pass their conditions and one write is
+    # lost. And a read hands its response the live item, which moto turns
+    # into JSON after the read returned: a write in between changes it under
+    # the reader, who gets a half-written item or a 500 ("dictionary changed
+    # size during iteration"). Writes and reads take one lock, and what a
+    # call hands back for its response is a copy taken under the lock.
+    import copy
     import functools
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "get_item"):
-        original = getattr(DynamoDBBackend, name)
 
+    def locked(original: Any, snapshot: Callable[[Any], Any]) -> Any:
         @functools.wraps(original)
-        def locked(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             with lock:
-                return __original(self, *args, **kwargs)
+                return snapshot(original(self, *args, **kwargs))
 
-        setattr(DynamoDBBackend, name, locked)
+        return call
+
+    def as_is(result: Any) -> Any:
+        return result
+
+    # moto's query and scan copy the items they return already; a deleted item is out of the table.
+    for name, snapshot in (("put_item", copy.deepcopy), ("update_item", copy.deepcopy), ("get_item", copy.deepcopy),
+                           ("query", as_is), ("scan", as_is), ("delete_item", as_is), ("transact_write_items", as_is)):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name), snapshot))
 
 
 def _launch_template_versions() -> None:
