@@ -10,7 +10,6 @@ AWS's behaviour. ``apply`` also installs the speed shims of
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -128,34 +127,30 @@ def _atomic_item_access() -> None:
     # item as it was before a write or after it. moto reads, checks and writes
     # an item without a lock, so two threads (the workflow's RunJob and an
     # instance's callback) can both pass their conditions and one write is
-    # lost. And a read hands its response the live item, which moto turns
-    # into JSON after the read returned: a write in between changes it under
-    # the reader, who gets a half-written item or a 500 ("dictionary changed
-    # size during iteration"). Writes and reads take one lock, and what a
-    # call hands back for its response is a copy taken under the lock.
-    import copy
+    # lost. And a read makes its answer from the live item after the backend
+    # call returned: a write from another thread in between is seen half
+    # done, or fails the read ("dictionary changed size during iteration").
+    # One lock: around each item write in the backend, and around each whole
+    # DynamoDB request, from its parameters to its answer's JSON.
     import functools
     import threading
 
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
 
-    def locked(original: Any, snapshot: Callable[[Any], Any]) -> Any:
+    def locked(original: Any) -> Any:
         @functools.wraps(original)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             with lock:
-                return snapshot(original(self, *args, **kwargs))
+                return original(self, *args, **kwargs)
 
         return call
 
-    def as_is(result: Any) -> Any:
-        return result
-
-    # moto's query and scan copy the items they return already; a deleted item is out of the table.
-    for name, snapshot in (("put_item", copy.deepcopy), ("update_item", copy.deepcopy), ("get_item", copy.deepcopy),
-                           ("query", as_is), ("scan", as_is), ("delete_item", as_is), ("transact_write_items", as_is)):
-        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name), snapshot))
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+    DynamoHandler.call_action = locked(DynamoHandler.call_action)  # type: ignore[method-assign]
 
 
 def _launch_template_versions() -> None:
