@@ -72,7 +72,8 @@ def test_a_read_sees_an_item_before_or_after_a_write_never_half_written(aws, rea
         if isinstance(value, DynamoType) and (value.type, value.value) == ("N", "1") and not writer:
             writer.append(threading.Thread(target=ddb.update_item, kwargs={
                 "TableName": aws.table, "Key": _KEY, "UpdateExpression": "SET #f = :two, #l = :two",
-                "ExpressionAttributeNames": {"#f": "first", "#l": "last"}, "ExpressionAttributeValues": {":two": _TWO}}))
+                "ExpressionAttributeNames": {"#f": "first", "#l": "last"},
+                "ExpressionAttributeValues": {":two": _TWO}}))
             writer[0].start()
             writer[0].join(timeout=0.5)
 
@@ -94,6 +95,48 @@ def test_a_read_sees_an_item_before_or_after_a_write_never_half_written(aws, rea
     assert answer["first"] == answer["last"] == _ONE
     now = ddb.get_item(TableName=aws.table, Key=_KEY, ConsistentRead=True)["Item"]
     assert now["first"] == now["last"] == _TWO
+
+
+def test_spot_prices_found_by_type_answer_as_moto_does(aws):
+    """Speed shim `_spot_prices_found_by_type`: for random types (some unknown, some twice) and filters (zones,
+    types, a filter moto does not know), it answers what moto's own filtering answers, in the same order;
+    DescribeSpotPriceHistory answers from it."""
+    import random
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instance_types import INSTANCE_TYPE_OFFERINGS
+    from moto.ec2.models.spot_requests import SpotRequestBackend
+
+    shim = SpotRequestBackend.describe_spot_price_history
+    moto = shim.__wrapped__
+    assert shim is not moto
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
+    offerings = INSTANCE_TYPE_OFFERINGS["availability-zone"]["us-east-1"]
+    types = sorted({o["InstanceType"] for o in offerings}) + ["no-such.type"]
+    zones = sorted({o["Location"] for o in offerings}) + ["us-east-1x"]
+    rng = random.Random(17)
+    found = 0
+    for _ in range(300):
+        asked = rng.sample(types, rng.randint(0, 3))
+        asked += rng.sample(asked, min(len(asked), rng.randint(0, 1)))
+        filters = {}
+        if rng.random() < 0.7:
+            filters["availability-zone"] = rng.sample(zones, rng.randint(1, 2))
+        if rng.random() < 0.3:
+            filters["instance-type"] = rng.sample(asked or types, 1)
+        if rng.random() < 0.1:
+            filters["product-description"] = ["Linux/UNIX"]
+        answer = shim(backend, asked, filters)
+        assert answer == moto(backend, asked, filters), (asked, filters)
+        found += bool(answer)
+    assert found > 50  # most draws find prices: the comparison is not between empty answers
+
+    ec2 = boto3.client("ec2")
+    history = ec2.describe_spot_price_history(
+        InstanceTypes=["m5.large", "c5.large"], Filters=[{"Name": "availability-zone", "Values": ["us-east-1a"]}])
+    assert sorted(p["InstanceType"] for p in history["SpotPriceHistory"]) == ["c5.large", "m5.large"]
+    assert {p["AvailabilityZone"] for p in history["SpotPriceHistory"]} == {"us-east-1a"}
 
 
 def test_shims_refuse_a_moto_release_they_were_not_tested_with():

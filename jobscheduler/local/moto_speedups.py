@@ -29,6 +29,7 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _ended_histories_packed()
     _stream_records_packed()
     _offerings_read_per_region()
+    _spot_prices_found_by_type()
     _service_models_loaded_once()
 
 
@@ -363,6 +364,57 @@ def _offerings_read_per_region() -> None:
 
     for location_type in files:
         instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = OfferingsByRegion(location_type)
+
+
+def _spot_prices_found_by_type() -> None:
+    # moto answers DescribeSpotPriceHistory by testing each availability-zone offering of the region (6,436
+    # in us-east-1) against the call's filters and types; the runtime asks for one type in one zone when it
+    # prices an attempt, and a burst of jobs asks hundreds of times. Each region's offerings are now grouped
+    # by instance type once, keeping moto's order; a call that names its types tests only their offerings,
+    # with moto's same tests. A call that names no type takes moto's own path.
+    import heapq
+    import threading
+
+    from moto.ec2.models import instance_types
+    from moto.ec2.models.spot_requests import SpotRequestBackend
+
+    original = SpotRequestBackend.describe_spot_price_history
+    grouped: dict[int, dict[Any, list[tuple[int, dict[str, Any]]]]] = {}  # by id of the region's offerings list
+    lock = threading.Lock()
+
+    def by_type(offerings: list[dict[str, Any]]) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
+        with lock:
+            if id(offerings) not in grouped:
+                groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+                for position, offering in enumerate(offerings):
+                    groups.setdefault(offering.get("InstanceType"), []).append((position, offering))
+                grouped[id(offerings)] = groups
+            return grouped[id(offerings)]
+
+    def matches(offering: dict[str, Any], filters: dict[str, list[str]]) -> bool:  # moto's own test
+        for key, values in filters.items():
+            if key == "availability-zone":
+                found = offering.get("Location") in values
+            elif key == "instance-type":
+                found = offering.get("InstanceType") in values
+            else:
+                found = False
+            if not found:
+                return False
+        return True
+
+    @functools.wraps(original)
+    def describe_spot_price_history(self: Any, instance_types_: list[str] | None = None,
+                                    filters: Any = None) -> list[dict[str, Any]]:
+        if not instance_types_ or not isinstance(filters, dict):
+            return original(self, instance_types_, filters)
+        offerings = instance_types.INSTANCE_TYPE_OFFERINGS["availability-zone"].get(self.region_name, [])
+        groups = by_type(offerings)
+        candidates = heapq.merge(*(groups.get(name, []) for name in dict.fromkeys(instance_types_)),
+                                 key=lambda entry: entry[0])
+        return [offering for _, offering in candidates if matches(offering, filters)]
+
+    SpotRequestBackend.describe_spot_price_history = describe_spot_price_history  # type: ignore[method-assign,assignment]
 
 
 def _service_models_loaded_once() -> None:
