@@ -108,7 +108,7 @@ def emulated(extra_env: dict[str, str] | None = None) -> Iterator[Emulated]:
     from chalice.test import Client
     from moto import mock_aws
 
-    from jobscheduler.local import cloud, moto_parity, runtime
+    from jobscheduler.local import api, cloud, moto_parity, runtime
 
     saved = dict(os.environ)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
@@ -126,6 +126,7 @@ def emulated(extra_env: dict[str, str] | None = None) -> Iterator[Emulated]:
             os.environ.update(FAST)
             os.environ.update(extra_env or {})
             app = runtime.app_module()
+            api.quiet_iam_authorizer_warning()  # the bench's figures, not chalice's local-mode notice
             with Client(app.app) as client:
                 yield Emulated(resources, client, app)
             runtime.module("chalicelib.aws").reset()

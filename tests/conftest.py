@@ -89,7 +89,19 @@ def _stop_executions(cloud: LocalCloud, threads_before: set[threading.Thread]) -
     for thread in set(threading.enumerate()) - threads_before:
         target = getattr(thread, "_target", None)  # the function a running thread was started on
         if getattr(target, "__module__", "").startswith("moto.stepfunctions"):
+            _join(thread, deadline)
+
+
+def _join(thread: threading.Thread, deadline: float) -> None:
+    """Wait for ``thread`` until ``deadline``; one still starting (listed, not yet running) is waited for too."""
+    while True:
+        try:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except RuntimeError:  # "cannot join thread before it is started": it is between start() and running
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
 
 
 @pytest.fixture

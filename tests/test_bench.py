@@ -72,6 +72,7 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path):
         "6 throughput, memory"]
     failed = [r for r in results if "error" in r]
     assert failed == [], failed
+    assert "UserWarning" not in done.stdout + done.stderr  # figures, not chalice's local-mode notice
 
 
 @pytest.mark.parametrize(("compare", "goal", "value", "met"), [

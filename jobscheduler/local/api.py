@@ -115,14 +115,17 @@ class ApiServer(WaitressServer):
     """The app on ``host``:``port``, served by waitress in a background thread."""
 
     def __init__(self, app: Chalice, host: str, port: int, admin: Admin) -> None:
-        # chalice.local warns, with its file path, on the first requests to IAM-auth routes; the stack
-        # already says at start that IAM is not enforced here, so the warning is noise among the job's lines.
-        warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode",
-                                category=UserWarning)
+        quiet_iam_authorizer_warning()
         if host != HOST:
             raise ValueError(f"the local API serves on {HOST} only")
         super().__init__(GatewayApp(app, admin), port, name="jobscheduler-local", threads=THREADS)
         self.url = f"http://{host}:{port}"
+
+
+def quiet_iam_authorizer_warning() -> None:
+    """chalice.local warns, with its file path, on the first requests to IAM-auth routes; whoever serves the app
+    locally already says that IAM is not enforced there, so the warning is noise among its lines."""
+    warnings.filterwarnings("ignore", message="IAMAuthorizer is not a supported in local mode", category=UserWarning)
 
 
 def _per_thread_requests(app: Chalice) -> None:
