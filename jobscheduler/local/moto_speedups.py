@@ -379,17 +379,18 @@ def _spot_prices_found_by_type() -> None:
     from moto.ec2.models.spot_requests import SpotRequestBackend
 
     original = SpotRequestBackend.describe_spot_price_history
-    grouped: dict[int, dict[Any, list[tuple[int, dict[str, Any]]]]] = {}  # by id of the region's offerings list
+    grouped: dict[str, dict[Any, list[tuple[int, dict[str, Any]]]]] = {}  # by region
     lock = threading.Lock()
 
-    def by_type(offerings: list[dict[str, Any]]) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
+    def by_type(region: str) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
         with lock:
-            if id(offerings) not in grouped:
+            if region not in grouped:
                 groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+                offerings = instance_types.INSTANCE_TYPE_OFFERINGS["availability-zone"].get(region, [])
                 for position, offering in enumerate(offerings):
                     groups.setdefault(offering.get("InstanceType"), []).append((position, offering))
-                grouped[id(offerings)] = groups
-            return grouped[id(offerings)]
+                grouped[region] = groups
+            return grouped[region]
 
     def matches(offering: dict[str, Any], filters: dict[str, list[str]]) -> bool:  # moto's own test
         for key, values in filters.items():
@@ -408,8 +409,7 @@ def _spot_prices_found_by_type() -> None:
                                     filters: Any = None) -> list[dict[str, Any]]:
         if not instance_types_ or not isinstance(filters, dict):
             return original(self, instance_types_, filters)
-        offerings = instance_types.INSTANCE_TYPE_OFFERINGS["availability-zone"].get(self.region_name, [])
-        groups = by_type(offerings)
+        groups = by_type(self.region_name)
         candidates = heapq.merge(*(groups.get(name, []) for name in dict.fromkeys(instance_types_)),
                                  key=lambda entry: entry[0])
         return [offering for _, offering in candidates if matches(offering, filters)]
