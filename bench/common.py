@@ -195,21 +195,26 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-def is_emulator(pid: int) -> bool:
-    """Is ``pid`` a local stack's emulated AWS process?"""
+# The local stack's own child processes (each runs one of these modules), beside the instances'.
+STACK_CHILDREN = (b"jobscheduler.local.aws_process", b"jobscheduler.local.events_process")
+
+
+def is_stack_child(pid: int) -> bool:
+    """Is ``pid`` one of a local stack's own child processes (the emulated AWS, the job events)?"""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"jobscheduler.local.aws_process" in cmdline.read()
+            command = cmdline.read()
     except OSError:
         return False
+    return any(module in command for module in STACK_CHILDREN)
 
 
 @dataclass
 class MemorySampler:
     """Samples a process tree's memory in a thread (summed PSS, and the root's RSS); keeps the peak.
 
-    "The stack" is the root process with its emulated AWS (the child running
-    ``jobscheduler.local.aws_process``): what grows with finished jobs. The
+    "The stack" is the root process with its own children (the emulated AWS and
+    the job events, see ``STACK_CHILDREN``): what grows with finished jobs. The
     rest of the tree is the instances' processes.
     """
 
@@ -217,7 +222,7 @@ class MemorySampler:
     interval: float = 0.25
     peak: int = 0
     peak_processes: int = 0
-    peak_root: int = 0  # the stack's own PSS (root and emulator) at the tree's peak
+    peak_root: int = 0  # the stack's own PSS (root and its own children) at the tree's peak
     peak_root_rss: int = 0  # the root process's highest RSS seen
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # (monotonic, tree, stack, processes)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -229,7 +234,7 @@ class MemorySampler:
         sizes = {pid: pss_bytes(pid) for pid in pids}
         self.peak_root_rss = max(self.peak_root_rss, rss_bytes(self.root))
         total = sum(sizes.values())
-        own = sum(size for pid, size in sizes.items() if pid == self.root or is_emulator(pid))
+        own = sum(size for pid, size in sizes.items() if pid == self.root or is_stack_child(pid))
         self.samples.append((time.monotonic(), total, own, len(pids)))
         if total > self.peak:
             self.peak, self.peak_processes, self.peak_root = total, len(pids), own
@@ -289,8 +294,8 @@ class Stack:
         return None
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the stack's own processes (it and its emulated AWS) have used so far."""
-        own = [pid for pid in process_tree(self.process.pid) if pid == self.process.pid or is_emulator(pid)]
+        """CPU time (user + system) the stack's own processes (it and its own children) have used so far."""
+        own = [pid for pid in process_tree(self.process.pid) if pid == self.process.pid or is_stack_child(pid)]
         return sum(cpu_seconds(pid) for pid in own)
 
     def wait_quiet(self, busy: float = 0.15, window: float = 1.0, timeout: float = 60) -> bool:

@@ -174,7 +174,7 @@ def run(jobs: int, window: int, inflight: int, drain: int) -> tuple[dict[str, An
             key="throughput.orphans", value=raw["orphans_after_stop"]),
         Row(bench, f"peak memory of the stack's process tree ({done} jobs, {inflight} in flight)",
             f"{raw['peak_tree'] / MIB:.0f} MiB",
-            f"stack and emulator {raw['peak_root_at_peak'] / MIB:.0f} MiB + instances "
+            f"stack, emulator and job events {raw['peak_root_at_peak'] / MIB:.0f} MiB + instances "
             f"{instances_at_peak / MIB:.0f} MiB; stack's peak RSS {raw['peak_stack_rss'] / MIB:.0f} MiB"),
         Row(bench, f"peak memory, {label}", f"{projected_peak / MIB:.0f} MiB",
             f"stack grows {per_job / 1024:.0f} KiB per finished job", key="throughput.peak_mib",

@@ -51,11 +51,7 @@ IntervalOption = Annotated[float, typer.Option("--interval", min=0.05, help="Sec
 _RELATIVE = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _console() -> Console:
-    # soft_wrap: long lines (URLs, log lines) stay whole when output goes to a file or CI log;
-    # there, tables get room too instead of the 80 columns assumed without a terminal.
-    console = Console(highlight=False, soft_wrap=True)
-    return console if console.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
+_console = render.console
 
 
 def _errors() -> Console:

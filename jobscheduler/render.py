@@ -9,7 +9,7 @@ import shlex
 from datetime import datetime
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -21,6 +21,14 @@ STATUS_STYLE = {
     "TimedOut": "bold red", "Failed": "bold red", "Cancelled": "bold yellow",
 }
 BAR_WIDTH = 32
+
+
+def console() -> Console:
+    """The console every command (and each part of the local stack) prints to: standard output."""
+    # soft_wrap: long lines (URLs, log lines) stay whole when output goes to a file or CI log;
+    # there, tables get room too instead of the 80 columns assumed without a terminal.
+    found = Console(highlight=False, soft_wrap=True)
+    return found if found.is_terminal else Console(highlight=False, soft_wrap=True, width=160)
 
 
 def status(value: str | None) -> Text:

@@ -1,9 +1,9 @@
-"""The local stack's two processes start and stop together: no emulator outlives the stack, however it ends.
+"""The local stack's processes start and stop together: no child outlives the stack, however it ends.
 
-``jobscheduler local`` runs the emulated AWS in a child process
-(jobscheduler/local/aws_process.py). Ctrl-C, SIGTERM, a SIGKILL of the stack,
-and a start that fails half way must each leave no process behind and free
-both ports.
+``jobscheduler local`` runs the emulated AWS (jobscheduler/local/aws_process.py)
+and the job events (jobscheduler/local/events_process.py) in child processes.
+Ctrl-C, SIGTERM, a SIGKILL of the stack, and a start that fails half way must
+each leave no process behind and free both ports.
 """
 
 from __future__ import annotations
@@ -50,18 +50,29 @@ def alive(pid: int) -> bool:
         return False
 
 
-def emulators(aws_port: int) -> list[int]:
-    """Processes serving the emulated AWS on ``aws_port`` (found by their command line)."""
+def children(aws_port: int, module: str) -> list[int]:
+    """Processes running ``module`` for the stack on ``aws_port`` (found by their command line, which names the port
+    itself or in the job events' queue URL)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"jobscheduler.local.aws_process" in command and str(aws_port).encode() in command and alive(
-                int(entry.name)):
+        if module.encode() in command and any(str(aws_port).encode() in part for part in command[command.index(
+                module.encode()) + 1:]) and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
+
+
+def emulators(aws_port: int) -> list[int]:
+    """Processes serving the emulated AWS on ``aws_port``."""
+    return children(aws_port, "jobscheduler.local.aws_process")
+
+
+def job_events(aws_port: int) -> list[int]:
+    """Processes delivering the job events of the stack on ``aws_port``."""
+    return children(aws_port, "jobscheduler.local.events_process")
 
 
 def eventually(check: object, timeout: float = 60) -> bool:
@@ -92,48 +103,54 @@ def test_stopping_the_stack_ends_the_emulator_and_frees_both_ports(tmp_path, how
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or SIGTERM: both processes end."""
     process, api_port, aws_port, log = start_stack(tmp_path)
     try:
-        (child,) = emulators(aws_port)
-        assert child != process.pid
+        (child,), (events,) = emulators(aws_port), job_events(aws_port)
+        assert process.pid not in (child, events)
         if how == "ctrl-c":
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0, log.read_text()
         assert eventually(lambda: not alive(child)), "the emulated AWS outlived the stack"
+        assert eventually(lambda: not alive(events)), "the job events' process outlived the stack"
         assert port_free(api_port) and port_free(aws_port)
-        assert "stopped: moto, the API and every instance process are gone" in log.read_text()
+        assert "stopped: moto, the API, the job events and every instance process are gone" in log.read_text()
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
-def test_a_killed_stack_leaves_no_emulator(tmp_path):
-    """SIGKILL gives the stack no chance to clean up: the emulator notices its parent is gone and ends."""
+def test_a_killed_stack_leaves_no_child(tmp_path):
+    """SIGKILL gives the stack no chance to clean up: each child notices its parent is gone and ends."""
     process, _, aws_port, _ = start_stack(tmp_path)
-    (child,) = emulators(aws_port)
+    (child,), (events,) = emulators(aws_port), job_events(aws_port)
     process.kill()
     process.wait()
     try:
         assert eventually(lambda: not alive(child)), "the emulated AWS outlived a killed stack"
+        assert eventually(lambda: not alive(events)), "the job events' process outlived a killed stack"
         assert eventually(lambda: port_free(aws_port))
     finally:
-        if alive(child):
-            os.kill(child, signal.SIGKILL)
+        for pid in (child, events):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_a_start_that_fails_half_way_stops_the_emulator(tmp_path):
-    """The resources cannot be created after the emulator started: start() fails, and the emulator is gone."""
+@pytest.mark.parametrize("refused", ["resources", "console"])
+def test_a_start_that_fails_half_way_stops_every_child(tmp_path, refused):
+    """Creating the resources (before the job events start) or serving the console (after) fails: start() fails,
+    and no child of the stack is left."""
     aws_port, api_port = free_port(), free_port()
+    target = "cloud.LocalCloud.create" if refused == "resources" else "LocalStack._start_console"
     script = textwrap.dedent(f"""
         from rich.console import Console
         from jobscheduler.local import cloud
         from jobscheduler.local.stack import LocalStack
 
         def refuse(*args, **kwargs):
-            raise RuntimeError("no resources today")
+            raise RuntimeError("no {refused} today")
 
-        cloud.LocalCloud.create = refuse
+        {target} = refuse
         stack = LocalStack({api_port}, {aws_port}, Console())
         try:
             stack.start()
@@ -141,7 +158,7 @@ def test_a_start_that_fails_half_way_stops_the_emulator(tmp_path):
             print("failed:", exc, "emulator", stack._aws.pid if stack._aws else None, flush=True)
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert "failed: no resources today" in done.stdout, done.stdout + done.stderr
+    assert f"failed: no {refused} today" in done.stdout, done.stdout + done.stderr
     child = int(done.stdout.split("emulator")[-1].strip())
-    assert not alive(child) and emulators(aws_port) == []
+    assert not alive(child) and emulators(aws_port) == [] and job_events(aws_port) == []
     assert port_free(aws_port) and port_free(api_port)

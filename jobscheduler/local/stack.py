@@ -1,4 +1,4 @@
-"""The local stack: moto, the resources, the API, the instance emulator and the event dispatcher.
+"""The local stack: moto, the resources, the API, the instance emulator, the event dispatcher and the job events.
 
 ``LocalStack`` starts them in dependency order and stops them in reverse;
 ``stop`` is safe to call at any point of ``start`` (a half-started stack is
@@ -25,7 +25,8 @@ from rich.console import Console
 from jobscheduler.local import cloud, runtime, standins
 from jobscheduler.local.api import ADMIN_PREFIX, ApiServer
 from jobscheduler.local.aws_process import EmulatorProcess
-from jobscheduler.local.events import EventDispatcher, JobChangeStream, JobEventsWiring
+from jobscheduler.local.events import EventDispatcher, JobEventsWiring
+from jobscheduler.local.events_process import JobEventsProcess
 from jobscheduler.local.instances import InstanceEmulator
 from jobscheduler.local.scheduler import ScheduleFiring
 
@@ -34,7 +35,8 @@ INTERRUPT_ROUTE = f"{ADMIN_PREFIX}interrupt/"
 
 @dataclass
 class LocalStack:
-    """Everything ``jobscheduler local`` runs: the emulated AWS in a child process, the rest in this one.
+    """Everything ``jobscheduler local`` runs: the emulated AWS and the job events in child processes, the
+    rest in this one.
 
     Instances are child processes too; ``stop`` ends every one of them.
     """
@@ -139,9 +141,9 @@ class LocalStack:
         self._events.start()
         self._stops.append(self._events.stop)
         assert self._job_events is not None
-        changes = JobChangeStream(new_client("dynamodbstreams"), new_client("sqs"), self._job_events,
-                                  runtime.app_module(), self.console)
-        changes.start()
+        # The table's stream and the events it makes run in a process of their own, as their Lambda
+        # function does in AWS: here they took the interpreter lock from the API's requests.
+        changes = JobEventsProcess(self._job_events.stream_arn, self._job_events.queue_url)
         self._stops.append(changes.stop)
         firing = ScheduleFiring(new_client("scheduler"), self.resources.schedule_group, runtime.app_module(),
                                 self.console)
