@@ -304,3 +304,116 @@ def test_service_models_are_parsed_once_for_moto_its_regions_and_the_workflows_c
                 "get_network_insights_access_scope_analysis_findings")._pagination_cfg)
     assert "non_aggregate_keys" in moto_utils.get_pagination_model("ec2")[paginator]
     assert "AuthFailure" in moto_utils.get_service_model("ec2").shape_names  # moto's extras: kept
+
+
+def _random_json(rng, depth=0):
+    """A random JSON value, with a few values JSON lacks among the leaves."""
+    import datetime
+    import decimal
+
+    if depth > 3 or rng.random() < 0.3:
+        return rng.choice(["text", "", 0, -7, 2.5, True, False, None, "ü" * 3, datetime.datetime(2026, 12, 1),
+                           decimal.Decimal("1.5"), (1, [2]), b"bytes"])
+    if rng.random() < 0.5:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return {f"k{n}": _random_json(rng, depth + 1) for n in range(rng.randint(0, 4))}
+
+
+def _containers(value):
+    """Every dict and list inside ``value`` (itself included), by identity."""
+    found = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict | list):
+            found.append(item)
+            pending.extend(item.values() if isinstance(item, dict) else item)
+    return found
+
+
+def test_json_values_are_copied_as_deepcopy_copies_them(aws):
+    """Speed shim `_json_values_copied_fast`: for random JSON trees (with a datetime, a decimal, a tuple and bytes
+    among the leaves) the copy equals copy.deepcopy's and shares no dict or list with the original; the
+    interpreter's modules that copy JSON values use it, the others keep copy.deepcopy."""
+    import copy
+    import random
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.eval import environment, states
+
+    from jobscheduler.local.moto_speedups import json_copy
+
+    rng = random.Random(23)
+    for _ in range(500):
+        value = _random_json(rng)
+        copied = json_copy(value)
+        assert copied == copy.deepcopy(value)
+        assert {id(c) for c in _containers(copied)}.isdisjoint(id(c) for c in _containers(value))
+    nested = {"a": [{"b": [1, {"c": "d"}]}]}
+    copied = json_copy(nested)
+    copied["a"][0]["b"][1]["c"] = "changed"
+    assert nested == {"a": [{"b": [1, {"c": "d"}]}]}
+    for module in (states, string_expression, result_path, state_task_service):
+        assert module.copy.deepcopy is json_copy, module.__name__
+    for module in (execute_state, environment):
+        assert module.copy is copy, module.__name__
+
+
+def test_query_parameters_are_parsed_as_moto_parses_them(aws):
+    """Speed shim `_query_parameters_indexed`: EC2 requests as botocore sends them (a launch template version
+    with block devices, interfaces and tags; an instant fleet with overrides; filters), and random parameter names
+    that share prefixes, parse to what moto's own scanning parser gives."""
+    import random
+
+    import botocore.serialize
+    from moto.core.parse import EC2QueryParser
+    from werkzeug.datastructures import CombinedMultiDict, MultiDict
+
+    model = boto3.client("ec2").meta.service_model
+    shimmed = EC2QueryParser._do_parse
+    moto = shimmed.__wrapped__
+    assert shimmed is not moto
+    requests = {
+        "CreateLaunchTemplateVersion": {
+            "LaunchTemplateId": "lt-1", "SourceVersion": "1", "VersionDescription": "job", "ClientToken": "t",
+            "LaunchTemplateData": {
+                "UserData": "H4sIAAAAAAAAA+3OMQ0AAAgDsHn3/0oQ+bAVz0mSJEmSJEmSJEm+PwAAAP//AwDSu5Yj" * 40,
+                "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "Encrypted": True}}],
+                "NetworkInterfaces": [{"DeviceIndex": 0, "Groups": ["sg-1", "sg-2"], "SubnetId": "subnet-1"}],
+                "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "b"}]}],
+                "InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {"MaxPrice": "0.5"}}}},
+        "CreateFleet": {
+            "Type": "instant", "ClientToken": "c",
+            "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+            "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
+            "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "Version": "2"},
+                                       "Overrides": [{"InstanceType": t, "SubnetId": s, "MaxPrice": "0.1"}
+                                                     for t in ("m5.large", "c5.large", "t3.micro")
+                                                     for s in ("subnet-1", "subnet-2")]}],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "jobscheduler:job", "Value": "j"}]}]},
+        "DescribeInstances": {"Filters": [{"Name": "tag:jobscheduler:job", "Values": ["a", "b"]},
+                                          {"Name": "instance-state-name", "Values": ["running"]}],
+                              "MaxResults": 50},
+    }
+    serializer = botocore.serialize.create_serializer("ec2")
+    rng = random.Random(5)
+    for action, params in requests.items():
+        operation = model.operation_model(action)
+        body = serializer.serialize_to_request(params, operation)["body"]
+        forms = [MultiDict(list(body.items()))]
+        # The same names with others that share their prefixes and are no member at all.
+        noisy = MultiDict(list(body.items()) + [(f"{name}{rng.choice(['x', '.9', 'Extra'])}", "n")
+                                                for name in rng.sample(sorted(body), min(8, len(body)))])
+        for values in (*forms, noisy, CombinedMultiDict([MultiDict(), noisy])):
+            request = {"method": "POST", "values": values, "headers": {}, "body": "", "url_path": "/",
+                       "url_params": {}}
+            assert EC2QueryParser(operation).parse(request) == moto(EC2QueryParser(operation), request,
+                                                                     operation.input_shape), action
+    fleet = EC2QueryParser(model.operation_model("CreateFleet")).parse(
+        {"method": "POST", "values": MultiDict(list(serializer.serialize_to_request(
+            requests["CreateFleet"], model.operation_model("CreateFleet"))["body"].items())),
+         "headers": {}, "body": "", "url_path": "/", "url_params": {}})
+    assert len(fleet["LaunchTemplateConfigs"][0]["Overrides"]) == 6  # the comparison is not between empty answers

@@ -10,6 +10,7 @@ docs/aws-vs-moto.md under its own name.
 
 from __future__ import annotations
 
+import copy
 import functools
 import pickle
 import zlib
@@ -31,6 +32,8 @@ def apply(credentials_of_the_workflow: Callable[[], dict[str, str]]) -> None:
     _offerings_read_per_region()
     _spot_prices_found_by_type()
     _service_models_loaded_once()
+    _json_values_copied_fast()
+    _query_parameters_indexed()
 
 
 def _definition_parsed_once() -> None:
@@ -448,3 +451,78 @@ def _botocore_session() -> Any:
     session = botocore.session.get_session()
     session.register_component("data_loader", _one_loader())
     return session
+
+
+def _json_values_copied_fast() -> None:
+    # The workflow interpreter copies a state's input, its result and the value of every JSONPath it reads
+    # before each use, with copy.deepcopy (a memo and a type dispatch for every object): several times per
+    # state, 9% of the instructions from a job's wake to its capacity request (callgrind). Those values are
+    # JSON data, trees of dicts, lists and atoms that no two places share, so a copier that walks them as
+    # such makes the same fresh tree, and hands anything else to copy.deepcopy. Only the modules whose
+    # copies are of JSON values get it; the program's state and its history events keep copy.deepcopy.
+    import types
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.common.string import string_expression
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.eval import states
+
+    fast = types.SimpleNamespace(deepcopy=json_copy, copy=copy.copy)
+    for module in (states, string_expression, result_path, state_task_service):
+        module.copy = fast  # type: ignore[attr-defined]  # the module's own name for copy
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_copy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+    """A fresh copy of ``value``: dicts and lists rebuilt, JSON atoms kept, anything else by copy.deepcopy."""
+    kind = type(value)
+    if kind is dict:
+        return {key: json_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [json_copy(item) for item in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value, memo)
+
+
+def _query_parameters_indexed() -> None:
+    # moto parses a query-protocol request (EC2's) by walking the operation's input shape, and before each
+    # structure asks whether any parameter's name starts with the member's prefix: a scan of every parameter
+    # (werkzeug's combined multi-dict builds a set of its names for each scan). A launch template's data has
+    # some 40 members, each a structure or list of them, so CreateLaunchTemplateVersion and CreateFleet
+    # made thousands of scans: 7% of a job's instructions from its wake to its capacity request. The parser
+    # now reads a snapshot of the parameters (a plain dict, each name's first value, which is what the
+    # multi-dict's get answers) with the names sorted, and answers "any name with this prefix?" by bisection.
+    import bisect
+
+    from moto.core.parse import QueryParser
+
+    class Parameters(dict[str, Any]):
+        """A request's parameters, each name's first value, and the names in order."""
+
+        names: list[str]
+
+        def has_name_starting(self, prefix: str) -> bool:
+            at = bisect.bisect_left(self.names, prefix)
+            return at < len(self.names) and self.names[at].startswith(prefix)
+
+    parse, scan = QueryParser._do_parse, QueryParser._gonna_recurse
+
+    @functools.wraps(parse)  # __wrapped__: moto's own, which scans (its parity test compares the two)
+    def _do_parse(self: Any, request_dict: dict[str, Any], shape: Any) -> Any:
+        values = request_dict["values"]
+        if not isinstance(values, Parameters):
+            snapshot = Parameters((name, values.get(name)) for name in values.keys())
+            snapshot.names = sorted(snapshot)
+            request_dict = {**request_dict, "values": snapshot}
+        return parse(self, request_dict, shape)  # type: ignore[no-untyped-call]  # moto's parser is untyped
+
+    def _gonna_recurse(self: Any, query_params: Any, prefix: str) -> bool:
+        if isinstance(query_params, Parameters):
+            return prefix != "" and not query_params.has_name_starting(prefix)
+        return bool(scan(self, query_params, prefix))  # type: ignore[no-untyped-call]
+
+    QueryParser._do_parse = _do_parse  # type: ignore[method-assign]
+    QueryParser._gonna_recurse = _gonna_recurse  # type: ignore[method-assign]
